@@ -1,0 +1,96 @@
+"""The MsgHead 1.2 envelope (Hodemelding), built with lxml SubElement for speed.
+
+Addresses follow "tjenestebasert adressering": the top organisation with its HER-id, and
+below it the service/department (a sub-Organisation) or the person (HealthcareProfessional)
+that handles the message. Element order follows MsgHead-v1_2.xsd exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lxml import etree
+
+from gateway import fodselsnummer
+from gateway.adresseregister import Address, Party
+
+MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
+MIG_VERSION = "v1.2 2006-05-24"
+OID_ORG_ID = "2.16.578.1.12.4.1.1.9051"  # organisation id types (HER, ENH)
+OID_PERSON_ID = "2.16.578.1.12.4.1.1.8116"  # person id types (FNR, DNR, HPR, HER)
+OID_ROLE = "2.16.578.1.12.4.1.1.9034"  # roles to the patient
+PERSON_ID_TEXT = {"FNR": "Fødselsnummer", "DNR": "D-nummer", "HER": "HER-id", "HPR": "HPR-nummer"}
+
+_M = f"{{{MSGHEAD_NS}}}"
+
+
+def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    el = etree.SubElement(parent, _M + tag, attrs)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _ident(parent: etree._Element, id_: str, v: str, dn: str, s: str) -> None:
+    ident = sub(parent, "Ident")
+    sub(ident, "Id", id_)
+    sub(ident, "TypeId", V=v, DN=dn, S=s)
+
+
+def _organisation(parent: etree._Element, org: Party) -> etree._Element:
+    el = sub(parent, "Organisation")
+    sub(el, "OrganisationName", org.name)
+    _ident(el, str(org.herid), "HER", "HER-id", OID_ORG_ID)
+    return el
+
+
+def address(parent: etree._Element, addr: Address, *, role_to_patient: tuple[str, str] | None = None) -> None:
+    org = _organisation(parent, addr.organisation)
+    unit = addr.unit
+    if unit is None:
+        return
+    if unit.kind == "person":
+        hp = sub(org, "HealthcareProfessional")
+        if role_to_patient:
+            sub(hp, "RoleToPatient", V=role_to_patient[0], DN=role_to_patient[1], S=OID_ROLE)
+        if unit.family_name:
+            sub(hp, "FamilyName", unit.family_name)
+        if unit.given_name:
+            sub(hp, "GivenName", unit.given_name)
+        _ident(hp, str(unit.herid), "HER", "HER-id", OID_ORG_ID)  # as in the official samples
+        if unit.hpr:
+            _ident(hp, unit.hpr, "HPR", "HPR-nummer", OID_PERSON_ID)
+    else:
+        _organisation(org, unit)
+
+
+def msghead(
+    *, msg_type: tuple[str, str], msg_id: str, generated_at: datetime, sender: Address, receiver: Address,
+    patient: tuple[str, str, str] | None, receiver_role: tuple[str, str] | None = None,
+) -> tuple[etree._Element, etree._Element]:
+    """The envelope and its empty ``Content`` element, where the caller puts the payload.
+
+    ``patient`` is (fnr or D-nummer, given name, family name)."""
+    root = etree.Element(_M + "MsgHead", nsmap={None: MSGHEAD_NS})
+    info = sub(root, "MsgInfo")
+    sub(info, "Type", V=msg_type[0], DN=msg_type[1])
+    sub(info, "MIGversion", MIG_VERSION)
+    sub(info, "GenDate", generated_at.isoformat(timespec="seconds"))
+    sub(info, "MsgId", msg_id)
+    address(sub(info, "Sender"), sender)
+    address(sub(info, "Receiver"), receiver, role_to_patient=receiver_role)
+    if patient is not None:
+        fnr, given, family = patient
+        p = sub(info, "Patient")
+        sub(p, "FamilyName", family)
+        sub(p, "GivenName", given)
+        id_kind = fodselsnummer.kind(fnr)
+        _ident(p, fnr, id_kind, PERSON_ID_TEXT[id_kind], OID_PERSON_ID)
+    ref_doc = sub(sub(root, "Document"), "RefDoc")
+    sub(ref_doc, "IssueDate", V=generated_at.isoformat(timespec="seconds"))
+    sub(ref_doc, "MsgType", V="XML", DN="XML-instans")
+    return root, sub(ref_doc, "Content")
+
+
+def serialize(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

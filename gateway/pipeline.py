@@ -1,0 +1,62 @@
+"""The path one event walks, as a plain function: bytes in, messages out (or ``Parked``).
+
+No I/O happens here: the register is passed in and the caller stores and publishes, so the
+whole path is testable without a broker or a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.adresseregister import Register
+from gateway.dialogmelding import build_dialogmelding
+from gateway.kartlegging import Kartlegging, parse_event
+from gateway.melding import Melding, msg_id_for
+from gateway.notat import render_note
+from gateway.reasons import Parked, Reason
+from gateway.routing import Route, route
+from gateway.validation import MessageInvalid, validate_message
+
+DIALOG_TYPE = "DIALOG_HELSEFAGLIG"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event: Kartlegging
+    route: Route
+    meldinger: tuple[Melding, ...]
+
+
+def build_meldinger(event: Kartlegging, chosen: Route, now: datetime) -> tuple[Melding, ...]:
+    """One validated message per receiver; an invalid one parks the event, never leaves."""
+    out = []
+    for mottaker in chosen.receivers:
+        msg_id = msg_id_for(event.event_id, mottaker.herid)
+        text = render_note(event, mottaker.role)
+        xml = build_dialogmelding(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
+        try:
+            validate_message(xml)
+        except MessageInvalid as exc:
+            # Only the code and the schema path: the validator's own text may quote patient data.
+            raise Parked(Reason.MESSAGE_INVALID, f"built message fails {exc.code} at {exc.path}") from None
+        out.append(
+            Melding(
+                msg_id=msg_id,
+                event_id=event.event_id,
+                msg_type=DIALOG_TYPE,
+                from_herid=chosen.sender.herid,
+                to_herid=mottaker.herid,
+                role=mottaker.role,
+                why=mottaker.why,
+                generated_at=now.isoformat(timespec="seconds"),
+                xml=xml,
+            )
+        )
+    return tuple(out)
+
+
+def process(body: bytes, register: Register, now: datetime) -> Outcome:
+    event = parse_event(body)
+    chosen = route(event, register)
+    return Outcome(event, chosen, build_meldinger(event, chosen, now))

@@ -1,0 +1,33 @@
+"""Stable reason codes for parked events.
+
+Operators read and filter on these codes, and hospitals may build alerts on them, so a
+code never changes meaning once released. The human text may improve; the code may not.
+A reason never carries patient data: it goes into AMQP headers and logs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    NOT_JSON = "EVENT_NOT_JSON"
+    SCHEMA = "EVENT_SCHEMA_VIOLATION"
+    UNSUPPORTED_SCHEMA = "EVENT_UNSUPPORTED_SCHEMA"
+    BAD_FNR = "EVENT_BAD_FODSELSNUMMER"
+    WMFG10_MISSING = "EVENT_WMFG10_MISSING"
+    UNKNOWN_SENDER = "ROUTING_UNKNOWN_SENDER"
+    UNKNOWN_KOMMUNE = "ROUTING_UNKNOWN_KOMMUNE"
+    NO_KOMMUNE_CONTACT_POINT = "ROUTING_NO_KOMMUNE_CONTACT_POINT"
+    NO_FASTLEGE = "ROUTING_NO_FASTLEGE"
+    MESSAGE_INVALID = "MESSAGE_SCHEMA_INVALID"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class Parked(Exception):
+    """Raised by a step of the path when an event cannot go on; the consumer parks it."""
+
+    def __init__(self, code: Reason, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason

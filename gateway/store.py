@@ -1,0 +1,326 @@
+"""The message store: every event as received and every message built from it, with the
+history of their states.
+
+The consumer records an event here *before* it acks it on the bus, so a crash can never
+lose one. ``Store`` is the small interface the rest of the gateway sees; ``SqliteStore`` is
+the embedded default.
+
+States: events go received → parked | routed → sent | not_shared; messages go built → sent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from gateway.melding import Melding
+
+# Migrations, applied in order and recorded in schema_version. Written once for both backends:
+# {ID} and {BLOB} are the only words that differ.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE events (
+        id {ID},
+        event_id TEXT UNIQUE,
+        amqp_message_id TEXT,
+        received_at TEXT NOT NULL,
+        body {BLOB} NOT NULL,
+        status TEXT NOT NULL,
+        reason_code TEXT,
+        reason TEXT,
+        samhandlingspunkt INTEGER,
+        kommunenummer TEXT
+    );
+    CREATE TABLE messages (
+        msg_id TEXT PRIMARY KEY,
+        event_ref BIGINT NOT NULL REFERENCES events(id),
+        msg_type TEXT NOT NULL,
+        from_herid BIGINT NOT NULL,
+        to_herid BIGINT NOT NULL,
+        role TEXT NOT NULL,
+        why TEXT NOT NULL,
+        xml {BLOB} NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        sent_at TEXT
+    );
+    CREATE INDEX messages_event ON messages(event_ref);
+    CREATE TABLE transitions (
+        id {ID},
+        entity TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        status TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason_code TEXT,
+        reason TEXT
+    );
+    CREATE INDEX transitions_ref ON transitions(entity, ref);
+    """,
+]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    ref: int
+    status: str
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be written now; the event stays unacked on the bus and is retried."""
+
+
+class Store(Protocol):
+    def record_event(self, body: bytes, event_id: str | None, amqp_message_id: str | None) -> StoredEvent: ...
+
+    def park_event(self, ref: int, code: str, reason: str) -> None: ...
+
+    def record_route(
+        self, ref: int, samhandlingspunkt: int, kommunenummer: str, meldinger: Sequence[Melding]
+    ) -> None: ...
+
+    def mark_sent(self, ref: int, msg_ids: Iterable[str]) -> None: ...
+
+    def mark_not_shared(self, ref: int, why: str) -> None: ...
+
+    def events(self) -> list[dict[str, Any]]: ...
+
+    def messages(self, ref: int | None = None) -> list[dict[str, Any]]: ...
+
+    def history(self, entity: str, ref: str) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class _Backend(Protocol):
+    """The few things SQLite and PostgreSQL do differently."""
+
+    name: str
+    words: dict[str, str]
+    errors: tuple[type[Exception], ...]
+
+    def connect(self) -> Any: ...
+
+    def begin(self, db: Any) -> None: ...
+
+
+class _Sqlite:
+    name = "sqlite"
+    words: ClassVar[dict[str, str]] = {"{ID}": "INTEGER PRIMARY KEY", "{BLOB}": "BLOB"}
+    errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def connect(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a committed event survives a power cut
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    def begin(self, db: Any) -> None:
+        db.execute("BEGIN IMMEDIATE")
+
+
+class _Postgres:
+    name = "postgresql"
+    words: ClassVar[dict[str, str]] = {"{ID}": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "{BLOB}": "BYTEA"}
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.psycopg = psycopg
+        self.url = url
+        self.errors = (psycopg.OperationalError, psycopg.InterfaceError)
+
+    def connect(self) -> Any:
+        from psycopg.rows import dict_row
+
+        return self.psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+
+    def begin(self, db: Any) -> None:
+        db.execute("BEGIN")
+
+
+class SqlStore:
+    """The store on SQLite or PostgreSQL. SQL is written once with ``?`` placeholders."""
+
+    def __init__(self, backend: _Backend) -> None:
+        self._backend = backend
+        self._lock = threading.Lock()
+        try:
+            self._db = backend.connect()
+        except backend.errors as exc:
+            raise StoreUnavailable(f"cannot open the {backend.name} store: {exc}") from exc
+        self._migrate()
+
+    def _sql(self, query: str) -> str:
+        return query if self._backend.name == "sqlite" else query.replace("?", "%s")
+
+    def _execute(self, db: Any, query: str, args: tuple[object, ...] = ()) -> Any:
+        return db.execute(self._sql(query), args)
+
+    def _migrate(self) -> None:
+        def work(db: Any) -> None:
+            self._execute(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = self._execute(db, "SELECT max(version) AS v FROM schema_version").fetchone()
+            current = (row["v"] if row else None) or 0
+            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                for word, replacement in self._backend.words.items():
+                    script = script.replace(word, replacement)
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                self._execute(db, "INSERT INTO schema_version(version) VALUES (?)", (version,))
+
+        self._tx(work)
+
+    def _tx(self, work: Any) -> Any:
+        with self._lock:
+            try:
+                self._backend.begin(self._db)
+                try:
+                    result = work(self._db)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+                return result
+            except self._backend.errors as exc:
+                raise StoreUnavailable(str(exc)) from exc
+
+    def _query(self, query: str, args: tuple[object, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                rows = self._execute(self._db, query, args).fetchall()
+            except self._backend.errors as exc:
+                raise StoreUnavailable(str(exc)) from exc
+        return [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in dict(r).items()} for r in rows]
+
+    def _transition(self, db: Any, entity: str, ref: object, status: str, code: str | None = None,
+                    reason: str | None = None) -> None:
+        self._execute(
+            db, "INSERT INTO transitions(entity, ref, status, at, reason_code, reason) VALUES (?,?,?,?,?,?)",
+            (entity, str(ref), status, _now(), code, reason),
+        )
+
+    def record_event(self, body: bytes, event_id: str | None, amqp_message_id: str | None) -> StoredEvent:
+        def work(db: Any) -> StoredEvent:
+            if event_id is not None:
+                row = self._execute(db, "SELECT id, status FROM events WHERE event_id = ?", (event_id,)).fetchone()
+                if row is not None:
+                    self._transition(db, "event", row["id"], row["status"], None, "received again")
+                    if row["status"] == "parked":
+                        # A re-published parked event is a replay: it walks the path again.
+                        self._execute(db, "UPDATE events SET body = ?, status = 'received' WHERE id = ?",
+                                      (body, row["id"]))
+                        self._transition(db, "event", row["id"], "received", None, "replay of a parked event")
+                        return StoredEvent(row["id"], "received")
+                    return StoredEvent(row["id"], row["status"])
+            row = self._execute(
+                db,
+                "INSERT INTO events(event_id, amqp_message_id, received_at, body, status) VALUES (?,?,?,?,?) "
+                "RETURNING id",
+                (event_id, amqp_message_id, _now(), body, "received"),
+            ).fetchone()
+            self._transition(db, "event", row["id"], "received")
+            return StoredEvent(row["id"], "received")
+
+        return self._tx(work)
+
+    def park_event(self, ref: int, code: str, reason: str) -> None:
+        def work(db: Any) -> None:
+            self._execute(db, "UPDATE events SET status='parked', reason_code=?, reason=? WHERE id=?",
+                          (code, reason, ref))
+            self._transition(db, "event", ref, "parked", code, reason)
+
+        self._tx(work)
+
+    def record_route(
+        self, ref: int, samhandlingspunkt: int, kommunenummer: str, meldinger: Sequence[Melding]
+    ) -> None:
+        def work(db: Any) -> None:
+            self._execute(
+                db,
+                "UPDATE events SET status='routed', reason_code=NULL, reason=NULL, samhandlingspunkt=?, "
+                "kommunenummer=? WHERE id=?",
+                (samhandlingspunkt, kommunenummer, ref),
+            )
+            self._transition(db, "event", ref, "routed", None, f"{len(meldinger)} receiver(s)")
+            now = _now()
+            for m in meldinger:
+                self._execute(
+                    db,
+                    "INSERT INTO messages(msg_id, event_ref, msg_type, from_herid, to_herid, role, why, xml, "
+                    "status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(msg_id) DO UPDATE SET xml=excluded.xml, why=excluded.why",
+                    (m.msg_id, ref, m.msg_type, m.from_herid, m.to_herid, m.role, m.why, m.xml, "built", now),
+                )
+                self._transition(db, "message", m.msg_id, "built", None, m.why)
+
+        self._tx(work)
+
+    def mark_sent(self, ref: int, msg_ids: Iterable[str]) -> None:
+        def work(db: Any) -> None:
+            now = _now()
+            for msg_id in msg_ids:
+                self._execute(db, "UPDATE messages SET status='sent', sent_at=? WHERE msg_id=?", (now, msg_id))
+                self._transition(db, "message", msg_id, "sent")
+            self._execute(db, "UPDATE events SET status='sent' WHERE id=?", (ref,))
+            self._transition(db, "event", ref, "sent")
+
+        self._tx(work)
+
+    def mark_not_shared(self, ref: int, why: str) -> None:
+        def work(db: Any) -> None:
+            self._execute(db, "UPDATE events SET status='not_shared', reason=? WHERE id=?", (why, ref))
+            self._transition(db, "event", ref, "not_shared", None, why)
+
+        self._tx(work)
+
+    def events(self) -> list[dict[str, Any]]:
+        return self._query(
+            "SELECT id, event_id, received_at, status, reason_code, reason, samhandlingspunkt, kommunenummer "
+            "FROM events ORDER BY id"
+        )
+
+    def messages(self, ref: int | None = None) -> list[dict[str, Any]]:
+        query = ("SELECT msg_id, event_ref, msg_type, from_herid, to_herid, role, why, status, created_at, "
+                 "sent_at, xml FROM messages")
+        if ref is None:
+            return self._query(query + " ORDER BY event_ref, to_herid")
+        return self._query(query + " WHERE event_ref = ? ORDER BY to_herid", (ref,))
+
+    def history(self, entity: str, ref: str) -> list[dict[str, Any]]:
+        return self._query(
+            "SELECT status, at, reason_code, reason FROM transitions WHERE entity=? AND ref=? ORDER BY id",
+            (entity, str(ref)),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_store(url: str) -> Store:
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``postgresql://user@host/db``."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix):
+        return SqlStore(_Sqlite(Path(url[len(prefix):])))
+    if url.startswith(("postgresql://", "postgres://")):
+        return SqlStore(_Postgres(url))
+    raise ValueError(
+        f"unsupported GATEWAY_STORE_URL {url.split(':', 1)[0]}://…; use sqlite:///path/to/file.sqlite3 "
+        "or postgresql://user@host/database"
+    )

@@ -1,0 +1,183 @@
+"""Shared test helpers: a real RabbitMQ through pika (an independent client, not the gateway's
+kombu code) and the gateway started as a real process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pika
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+BROKER_URL = os.environ.get("GATEWAY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def pika_parameters(url: str = BROKER_URL) -> pika.ConnectionParameters:
+    u = urlparse(url)
+    vhost = unquote(u.path[1:]) if u.path not in ("", "/", "//") else "/"
+    return pika.ConnectionParameters(
+        host=u.hostname or "127.0.0.1", port=u.port or 5672, virtual_host=vhost,
+        credentials=pika.PlainCredentials(u.username or "guest", u.password or "guest"),
+    )
+
+
+@dataclass
+class Delivery:
+    properties: pika.BasicProperties
+    body: bytes
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        return dict(self.properties.headers or {})
+
+
+class Rabbit:
+    """What a hospital system and a receiver see of the broker."""
+
+    def __init__(self) -> None:
+        self.connection = pika.BlockingConnection(pika_parameters())
+        self.channel = self.connection.channel()
+        self.channel.confirm_delivery()
+        self.channel.exchange_declare("kartlegging", "topic", durable=True)
+        self.channel.queue_declare("gateway.kartlegging", durable=True)
+        self.channel.queue_bind("gateway.kartlegging", "kartlegging", "kartlegging.completed")
+        self.channel.queue_declare("gateway.parked", durable=True)
+
+    def publish_event(self, body: bytes, event_id: str | None = None) -> None:
+        self.channel.basic_publish(
+            "kartlegging", "kartlegging.completed", body,
+            pika.BasicProperties(content_type="application/json", delivery_mode=2, message_id=event_id),
+        )
+
+    def purge(self, *queues: str) -> None:
+        for q in queues:
+            self.channel.queue_purge(q)
+
+    def delete(self, *queues: str) -> None:
+        for q in queues:
+            self.channel.queue_delete(q)
+
+    def consumer_count(self, queue: str) -> int:
+        return self.channel.queue_declare(queue, passive=True).method.consumer_count
+
+    def take(self, queue: str, count: int, timeout: float = 20.0) -> list[Delivery]:
+        """Wait for ``count`` messages on ``queue`` (declared durable, as the gateway does)."""
+        self.channel.queue_declare(queue, durable=True)
+        got: list[Delivery] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            method, props, body = self.channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                self.connection.sleep(0.05)
+                continue
+            got.append(Delivery(props, body))
+        return got
+
+    def close(self) -> None:
+        if self.connection.is_open:
+            self.connection.close()
+
+
+def fixture_herids() -> list[int]:
+    data = json.loads((FIXTURES / "register.json").read_text(encoding="utf-8"))
+    return [p["herid"] for p in data["parties"]]
+
+
+@pytest.fixture
+def rabbit() -> Iterator[Rabbit]:
+    r = Rabbit()
+    r.purge("gateway.kartlegging", "gateway.parked")
+    r.delete(*(f"{h}_async" for h in fixture_herids()))
+    yield r
+    r.close()
+
+
+@dataclass
+class GatewayProcess:
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    exit_codes: list[int] = field(default_factory=list)
+
+    def start(self, rabbit: Rabbit, timeout: float = 30.0) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gateway exited with {self.proc.returncode}:\n{self.log_text()}")
+            if rabbit.consumer_count("gateway.kartlegging") >= 1:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"gateway did not start consuming within {timeout}s:\n{self.log_text()}")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.exit_codes.append(code)
+        return code
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def gateway_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(
+        GATEWAY_BROKER_URL=BROKER_URL,
+        GATEWAY_STORE_URL=f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
+        GATEWAY_REGISTRY=str(FIXTURES / "register.json"),
+        GATEWAY_LOG_FORMAT="json",
+        GATEWAY_PREFETCH="20",
+    )
+    return env
+
+
+@pytest.fixture
+def gateway(gateway_env: dict[str, str], tmp_path: Path, rabbit: Rabbit) -> Iterator[GatewayProcess]:
+    g = GatewayProcess(gateway_env, tmp_path / "gateway.log")
+    g.start(rabbit)
+    yield g
+    if g.proc is not None and g.proc.poll() is None:
+        g.stop()
+
+
+POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the real PostgreSQL server, dropped afterwards."""
+    import psycopg
+
+    name = f"gateway_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    u = urlparse(POSTGRES_URL)
+    try:
+        yield u._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

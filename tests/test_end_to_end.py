@@ -1,0 +1,199 @@
+"""The whole path on a real RabbitMQ: events published with pika, `gateway run` as a real
+process, the receivers' queues read with pika."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from gateway.validation import explain_with_xmlschema, validate_message
+from tests.conftest import FIXTURES, Delivery, GatewayProcess, Rabbit
+
+NS = {"mh": "http://www.kith.no/xmlstds/msghead/2006-05-24", "dia": "http://www.kith.no/xmlstds/dialog/2013-01-23"}
+REGISTER = json.loads((FIXTURES / "register.json").read_text(encoding="utf-8"))
+PARTIES = {p["herid"]: p for p in REGISTER["parties"]}
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / "events" / name).read_text(encoding="utf-8"))
+
+
+def good_events() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for path in sorted((FIXTURES / "events").glob("*.json")):
+        try:
+            event = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        if path.name[:2].isdigit() and int(path.name[:2]) < 80:
+            out.append((path.name, event))
+    return out
+
+
+def expected_receivers(event: dict[str, Any]) -> set[int]:
+    """An oracle read straight from the registry file, independent of the gateway's code."""
+    if event["consent"]["objects_to_sharing"]:
+        return set()
+    on = date.fromisoformat(event["assessment"]["performed_on"])
+    gps = [a for a in REGISTER["fastlegeregister"] if a["fnr"] == event["patient"]["fnr"]
+           and date.fromisoformat(a["valid_from"]) <= on
+           and (a.get("valid_to") is None or on <= date.fromisoformat(a["valid_to"]))]
+    gps.sort(key=lambda a: a.get("relation") == "vikar", reverse=True)
+    named = event["patient"].get("fastlege_herid")
+    gp = named if named in PARTIES and PARTIES[named].get("active", True) else gps[0]["gp_herid"]
+    receivers = {gp}
+    if event["samhandlingspunkt"] in (1, 2):
+        kommune = next(p for p in PARTIES.values() if p.get("kommunenummer") == event["patient"]["kommunenummer"]
+                       and p["kind"] == "organisation")
+        services = sorted(p["herid"] for p in PARTIES.values() if p.get("parent_herid") == kommune["herid"]
+                          and p.get("service_type") == "forvaltningsenhet" and p.get("active", True))
+        receivers.add(services[0])
+    receivers.discard(event["sender"]["herid"])
+    return receivers
+
+
+def text_of(delivery: Delivery) -> str:
+    root = etree.fromstring(delivery.body)
+    return "".join(root.find(".//dia:Notat/dia:TekstNotatInnhold", NS).itertext())
+
+
+def check_message(delivery: Delivery, event: dict[str, Any], to_herid: int) -> None:
+    validate_message(delivery.body)  # lxml, the official XSDs
+    assert explain_with_xmlschema(delivery.body) == []  # and a second, independent validator
+    p = delivery.properties
+    root = etree.fromstring(delivery.body)
+    assert p.content_type == "application/xml"
+    assert p.delivery_mode == 2
+    assert p.message_id == root.findtext("mh:MsgInfo/mh:MsgId", namespaces=NS)
+    assert p.correlation_id == event["event_id"]
+    assert p.type == root.find("mh:MsgInfo/mh:Type", NS).get("V") == "DIALOG_HELSEFAGLIG"
+    assert delivery.headers["toHerId"] == str(to_herid)
+    assert delivery.headers["fromHerId"] == str(event["sender"]["herid"])
+    assert delivery.headers["applicationTimeStamp"]
+    receiver_ids = {int(i) for i in root.xpath("mh:MsgInfo/mh:Receiver//mh:Ident/mh:Id/text()", namespaces=NS)}
+    assert to_herid in receiver_ids
+    assert root.findtext("mh:MsgInfo/mh:Patient/mh:Ident/mh:Id", namespaces=NS) == event["patient"]["fnr"]
+    text = text_of(delivery)
+    for needle in (event["sender"]["contact"]["name"], event["sender"]["contact"]["phone"],
+                   event["diagnosis"]["icd10"], event["diagnosis"]["text"]):
+        assert needle in text
+    if event["assessment"].get("procedure_code"):
+        assert "WMFG10" in text
+    for topic in event["assessment"]["topics"]:
+        if topic["need"] and topic.get("note"):
+            assert topic["note"] in text
+
+
+def test_every_fixture_event_reaches_exactly_its_receivers(rabbit: Rabbit, gateway: GatewayProcess) -> None:
+    events = good_events()
+    assert len(events) >= 5
+    assert {e["samhandlingspunkt"] for _, e in events} == {1, 2, 3, 4, 5}
+    expected: dict[int, list[dict[str, Any]]] = {}
+    for _, event in events:
+        for herid in expected_receivers(event):
+            expected.setdefault(herid, []).append(event)
+        rabbit.publish_event(json.dumps(event).encode(), event["event_id"])
+    assert expected, "the fixture events should reach somebody"
+    for herid, wanted in expected.items():
+        got = rabbit.take(f"{herid}_async", len(wanted))
+        assert len(got) == len(wanted), f"{herid}_async got {len(got)} of {len(wanted)}"
+        by_event = {d.properties.correlation_id: d for d in got}
+        for event in wanted:
+            check_message(by_event[event["event_id"]], event, herid)
+    # nothing else arrived anywhere: every queue of the registry is now empty
+    for herid in PARTIES:
+        assert rabbit.take(f"{herid}_async", 1, timeout=0.2) == [], f"unexpected message for {herid}"
+    assert rabbit.take("gateway.parked", 1, timeout=0.2) == []
+
+
+def _mutations(good: dict[str, Any]) -> list[tuple[str, bytes, str]]:
+    def variant(change: Any) -> bytes:
+        e = json.loads(json.dumps(good))
+        e["event_id"] = f"00000000-0000-4000-8000-{len(seen):012d}"
+        change(e)
+        seen.append(e)
+        return json.dumps(e).encode()
+
+    seen: list[dict[str, Any]] = []
+    fnr = good["patient"]["fnr"]
+    bad_fnr = fnr[:10] + str((int(fnr[10]) + 1) % 10)
+    return [
+        ("not json", b"{this is not json", "EVENT_NOT_JSON"),
+        ("missing diagnosis", variant(lambda e: e.pop("diagnosis")), "EVENT_SCHEMA_VIOLATION"),
+        ("bad checksum", variant(lambda e: e["patient"].__setitem__("fnr", bad_fnr)), "EVENT_BAD_FODSELSNUMMER"),
+        ("no WMFG10 at SP1", variant(lambda e: e["assessment"].__setitem__("procedure_code", None)),
+         "EVENT_WMFG10_MISSING"),
+        ("unknown kommune", variant(lambda e: e["patient"].__setitem__("kommunenummer", "9999")),
+         "ROUTING_UNKNOWN_KOMMUNE"),
+        ("unknown sender", variant(lambda e: e["sender"].__setitem__("herid", 1)), "ROUTING_UNKNOWN_SENDER"),
+    ]
+
+
+def test_bad_events_are_parked_and_the_consumer_goes_on(rabbit: Rabbit, gateway: GatewayProcess) -> None:
+    name, good = next((n, e) for n, e in good_events() if e["samhandlingspunkt"] == 1
+                      and not e["consent"]["objects_to_sharing"])
+    bad = _mutations(good)
+    for _, body, _ in bad:
+        rabbit.publish_event(body)
+    rabbit.publish_event(json.dumps(good).encode(), good["event_id"])
+    parked = rabbit.take("gateway.parked", len(bad))
+    assert [(d.body, d.headers["x-reason-code"]) for d in parked] == [(body, code) for _, body, code in bad]
+    for d in parked:
+        assert d.headers["x-reason"]
+        assert good["patient"]["fnr"] not in d.headers["x-reason"]
+        assert good["patient"]["family_name"] not in d.headers["x-reason"]
+    for herid in expected_receivers(good):
+        assert len(rabbit.take(f"{herid}_async", 1)) == 1, f"{name} did not reach {herid} after the bad events"
+    assert gateway.proc is not None and gateway.proc.poll() is None
+
+
+def test_redelivered_event_sends_no_second_message(rabbit: Rabbit, gateway: GatewayProcess) -> None:
+    _, good = next((n, e) for n, e in good_events() if e["samhandlingspunkt"] == 2
+                   and not e["consent"]["objects_to_sharing"])
+    rabbit.publish_event(json.dumps(good).encode(), good["event_id"])
+    herid = sorted(expected_receivers(good))[0]
+    first = rabbit.take(f"{herid}_async", 1)
+    rabbit.publish_event(json.dumps(good).encode(), good["event_id"])
+    assert rabbit.take(f"{herid}_async", 1, timeout=2) == []
+    assert len(first) == 1
+
+
+def test_no_patient_data_in_any_log_line(rabbit: Rabbit, gateway: GatewayProcess) -> None:
+    events = good_events()
+    for _, event in events:
+        rabbit.publish_event(json.dumps(event).encode(), event["event_id"])
+    for body in (m[1] for m in _mutations(events[0][1])):
+        rabbit.publish_event(body)
+    total = sum(len(expected_receivers(e)) for _, e in events)
+    received = 0
+    for herid in PARTIES:
+        received += len(rabbit.take(f"{herid}_async", 50, timeout=0.5))
+    rabbit.take("gateway.parked", 6)
+    assert gateway.stop() == 0
+    log = gateway.log_text()
+    assert received >= total and log.count('"event.sent"') >= len([e for _, e in events if expected_receivers(e)])
+    secrets = set()
+    for _, event in events:
+        secrets |= {event["patient"]["fnr"], event["patient"]["given_name"], event["patient"]["family_name"]}
+    leaked = sorted(s for s in secrets if s in log)
+    assert leaked == [], f"patient data in the log: {len(leaked)} value(s)"
+    assert not re.search(r"(?<!\d)\d{11}(?!\d)", log.replace("***********", ""))
+
+
+def test_clean_shutdown_on_sigterm(rabbit: Rabbit, gateway: GatewayProcess) -> None:
+    assert gateway.stop() == 0
+    assert '"gateway.stopped"' in gateway.log_text()
+
+
+def test_gateway_refuses_to_start_on_a_missing_registry(gateway_env: dict[str, str], tmp_path: Path,
+                                                        rabbit: Rabbit) -> None:
+    g = GatewayProcess({**gateway_env, "GATEWAY_REGISTRY": str(tmp_path / "nope.json")}, tmp_path / "g.log")
+    with pytest.raises(AssertionError, match="exited with 1"):
+        g.start(rabbit, timeout=20)
+    assert "GATEWAY_REGISTRY" in g.log_text()

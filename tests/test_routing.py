@@ -1,0 +1,121 @@
+"""The fixed route of the first release: SP1/SP2 → forvaltningsenhet + fastlege, SP3–5 → fastlege."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+import pytest
+
+from gateway.adresseregister import GpAssignment, MemoryRegister, Party
+from gateway.fodselsnummer import synthetic
+from gateway.kartlegging import (
+    Assessment,
+    Consent,
+    Contact,
+    Diagnosis,
+    Kartlegging,
+    Patient,
+    Performer,
+    Sender,
+    Topic,
+)
+from gateway.reasons import Parked, Reason
+from gateway.routing import route
+
+FNR = synthetic(date(1961, 5, 17), 3)
+HOSPITAL, DEPT = 8_900_001, 8_900_002
+KOMMUNE, FORVALTNING, KREFTKOORD = 8_900_010, 8_900_011, 8_900_012
+LEGEKONTOR, GP, VIKAR = 8_900_020, 8_900_021, 8_900_022
+
+
+def register(*, forvaltning_active: bool = True) -> MemoryRegister:
+    parties = [
+        Party(HOSPITAL, "Testsjukehuset HF", "organisation"),
+        Party(DEPT, "Kreftavdelingen", "department", parent_herid=HOSPITAL),
+        Party(KOMMUNE, "Testvik kommune", "organisation", kommunenummer="4601"),
+        Party(FORVALTNING, "Tildelingskontoret", "service", parent_herid=KOMMUNE, service_type="forvaltningsenhet",
+              active=forvaltning_active, formats=("dialogmelding-1.1",)),
+        Party(KREFTKOORD, "Kreftkoordinator", "service", parent_herid=KOMMUNE, service_type="kreftkoordinator"),
+        Party(LEGEKONTOR, "Fjordlegene", "organisation"),
+        Party(GP, "Lege Lin", "person", parent_herid=LEGEKONTOR, given_name="Rita", family_name="Lin"),
+        Party(VIKAR, "Lege Vik", "person", parent_herid=LEGEKONTOR, given_name="Ola", family_name="Vik"),
+    ]
+    return MemoryRegister(
+        parties={p.herid: p for p in parties},
+        assignments={FNR: [GpAssignment(FNR, GP, date(2010, 1, 1)),
+                           GpAssignment(FNR, VIKAR, date(2026, 6, 1), date(2026, 8, 31), "vikar")]},
+    )
+
+
+def event(sp: int = 1, *, objects: bool = False, kommune: str = "4601", sender: int = DEPT,
+          performed_on: date = date(2026, 3, 2)) -> Kartlegging:
+    return Kartlegging(
+        event_id="5b0a0d7e-0000-4000-8000-000000000001",
+        occurred_at=datetime(2026, 3, 2, 10, tzinfo=UTC),
+        samhandlingspunkt=sp,
+        sender=Sender(sender, "Kreftavdelingen", Contact("Kari Kontakt", "forløpskoordinator", "+47 55 00 00 00")),
+        patient=Patient(FNR, "Synt", "Etisk", kommune),
+        diagnosis=Diagnosis("C50.9", "Brystkreft", date(2026, 2, 1)),
+        assessment=Assessment("WMFG10" if sp < 3 else None, performed_on, Performer("Kari", "sykepleier"), 4,
+                              (Topic("ernaering", True, "Trenger hjelp"),), "Familien", "Kontakt om 3 mnd"),
+        consent=Consent(objects, False),
+    )
+
+
+@pytest.mark.parametrize("sp", [1, 2])
+def test_sp1_sp2_go_to_forvaltningsenhet_and_fastlege(sp: int) -> None:
+    chosen = route(event(sp), register())
+    assert chosen.sender.organisation.herid == HOSPITAL and chosen.sender.herid == DEPT
+    assert [(m.role, m.herid) for m in chosen.receivers] == [("forvaltningsenhet", FORVALTNING), ("fastlege", GP)]
+    assert chosen.receivers[0].address.organisation.herid == KOMMUNE
+    assert chosen.receivers[1].address.organisation.herid == LEGEKONTOR
+
+
+@pytest.mark.parametrize("sp", [3, 4, 5])
+def test_sp3_to_sp5_go_to_the_fastlege(sp: int) -> None:
+    chosen = route(event(sp, sender=FORVALTNING), register())
+    assert [(m.role, m.herid) for m in chosen.receivers] == [("fastlege", GP)]
+
+
+def test_objection_sends_nothing() -> None:
+    chosen = route(event(1, objects=True), register())
+    assert chosen.receivers == ()
+    assert chosen.why_none and "objects" in chosen.why_none
+
+
+def test_vikar_valid_on_the_date_wins() -> None:
+    chosen = route(event(1, performed_on=date(2026, 7, 1)), register())
+    assert chosen.receivers[1].herid == VIKAR
+    assert "vikar" in chosen.receivers[1].why
+
+
+def test_fastlege_named_in_event_is_used() -> None:
+    e = event(1)
+    e = replace(e, patient=replace(e.patient, fastlege_herid=VIKAR))
+    assert route(e, register()).receivers[1].herid == VIKAR
+
+
+def test_unknown_kommune_parks() -> None:
+    with pytest.raises(Parked) as info:
+        route(event(1, kommune="9999"), register())
+    assert info.value.code == Reason.UNKNOWN_KOMMUNE
+
+
+def test_inactive_forvaltningsenhet_parks() -> None:
+    with pytest.raises(Parked) as info:
+        route(event(1), register(forvaltning_active=False))
+    assert info.value.code == Reason.NO_KOMMUNE_CONTACT_POINT
+
+
+def test_no_gp_on_the_date_parks_without_patient_data() -> None:
+    with pytest.raises(Parked) as info:
+        route(event(1, performed_on=date(2001, 1, 1)), register())
+    assert info.value.code == Reason.NO_FASTLEGE
+    assert FNR not in info.value.reason
+
+
+def test_unknown_sender_parks() -> None:
+    with pytest.raises(Parked) as info:
+        route(event(1, sender=1234), register())
+    assert info.value.code == Reason.UNKNOWN_SENDER

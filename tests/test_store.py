@@ -1,0 +1,97 @@
+"""The SQLite store keeps every event and message with its history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.melding import Melding, msg_id_for
+from gateway.store import SqlStore, open_store
+from tests.conftest import postgres_database
+
+
+def _melding(event_id: str, herid: int) -> Melding:
+    return Melding(msg_id=msg_id_for(event_id, herid), event_id=event_id, msg_type="DIALOG_HELSEFAGLIG",
+                   from_herid=1, to_herid=herid, role="fastlege", why="test", generated_at="2026-01-01T00:00:00",
+                   xml=b"<x/>")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    """Every store test runs on both real backends."""
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")
+        yield s
+        s.close()
+    else:
+        with postgres_database() as url:
+            s = open_store(url)
+            yield s
+            s.close()
+
+
+def test_event_walks_received_routed_sent_with_history(store: SqlStore) -> None:
+    stored = store.record_event(b"{}", "e1", "e1")
+    assert stored.status == "received"
+    m = _melding("e1", 42)
+    store.record_route(stored.ref, 1, "4601", [m])
+    assert store.messages(stored.ref)[0]["status"] == "built"
+    store.mark_sent(stored.ref, [m.msg_id])
+    assert store.events()[0]["status"] == "sent"
+    assert store.messages(stored.ref)[0]["status"] == "sent"
+    assert [h["status"] for h in store.history("event", str(stored.ref))] == ["received", "routed", "sent"]
+    assert [h["status"] for h in store.history("message", m.msg_id)] == ["built", "sent"]
+
+
+def test_redelivered_event_is_recognised_not_duplicated(store: SqlStore) -> None:
+    first = store.record_event(b"{}", "e1", None)
+    store.mark_not_shared(first.ref, "objection")
+    again = store.record_event(b"{}", "e1", None)
+    assert again == type(first)(first.ref, "not_shared")
+    assert len(store.events()) == 1
+
+
+def test_republished_parked_event_is_received_again(store: SqlStore) -> None:
+    first = store.record_event(b"{}", "e1", None)
+    store.park_event(first.ref, "ROUTING_UNKNOWN_KOMMUNE", "kommune 9999 is not in the registry")
+    assert store.events()[0]["reason_code"] == "ROUTING_UNKNOWN_KOMMUNE"
+    again = store.record_event(b"{}", "e1", None)
+    assert again.status == "received"
+    statuses = [h["status"] for h in store.history("event", str(first.ref))]
+    assert statuses == ["received", "parked", "parked", "received"]
+
+
+def test_events_without_id_are_all_kept(store: SqlStore) -> None:
+    store.record_event(b"not json", None, None)
+    store.record_event(b"not json", None, None)
+    assert len(store.events()) == 2
+
+
+def test_rebuilt_message_keeps_its_msgid(store: SqlStore) -> None:
+    ref = store.record_event(b"{}", "e1", None).ref
+    store.record_route(ref, 1, "4601", [_melding("e1", 42)])
+    store.record_route(ref, 1, "4601", [_melding("e1", 42)])
+    assert len(store.messages(ref)) == 1
+
+
+def test_store_survives_reopen_and_migrates_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    s = open_store(url)
+    s.record_event(b"{}", "e1", None)
+    s.close()
+    again = open_store(url)
+    assert again.events()[0]["event_id"] == "e1"
+    assert again._query("SELECT count(*) AS n FROM schema_version")[0]["n"] == 1  # type: ignore[attr-defined]
+
+
+def test_bodies_come_back_as_bytes(store: SqlStore) -> None:
+    ref = store.record_event(b"\x00\xffbody", "e1", None).ref
+    store.record_route(ref, 1, "4601", [_melding("e1", 42)])
+    assert store.messages(ref)[0]["xml"] == b"<x/>"
+
+
+def test_unsupported_store_url_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match="sqlite:///"):
+        open_store("mysql://x")
