@@ -1,5 +1,11 @@
 """The human-readable note text, rendered from ``templates/`` so a region can change the
-wording without touching code."""
+wording without touching code.
+
+The most specific template wins: ``notat_sp{N}_{role}``, ``notat_{role}``, ``notat_sp{N}``, then
+``notat`` (all ``.txt.j2``). Whatever the wording, the field's first complaint must never come
+back ("forms arrive without the hospital's contact information and without the diagnosis"): a
+rendered text that lacks any part of the mandatory block is refused.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from pathlib import Path
 import jinja2
 
 from gateway.kartlegging import Kartlegging
+from gateway.reasons import Parked, Reason
 
 SAMHANDLINGSPUNKT_TEXT = {
     1: "ved klinisk beslutning (spesialisthelsetjenesten)",
@@ -31,11 +38,38 @@ def _environment(folder: str) -> jinja2.Environment:
                               autoescape=False, keep_trailing_newline=True)
 
 
+def template_names(samhandlingspunkt: int, receiver_role: str) -> list[str]:
+    sp = f"sp{samhandlingspunkt}"
+    return [f"notat_{sp}_{receiver_role}.txt.j2", f"notat_{receiver_role}.txt.j2", f"notat_{sp}.txt.j2",
+            "notat.txt.j2"]
+
+
+def mandatory_block(event: Kartlegging) -> dict[str, str]:
+    """What every text must contain, by a name an operator can read (never patient data)."""
+    block = {
+        "sender unit": event.sender.name,
+        "contact person": event.sender.contact.name,
+        "phone": event.sender.contact.phone,
+        "diagnosis": event.diagnosis.text,
+        "ICD-10 code": event.diagnosis.icd10,
+        "date of the kartlegging": event.assessment.performed_on.strftime("%d.%m.%Y"),
+    }
+    if event.assessment.procedure_code or event.samhandlingspunkt in (1, 2):
+        block["procedure code"] = event.assessment.procedure_code or "WMFG10"
+    return block
+
+
 def render_note(event: Kartlegging, receiver_role: str) -> str:
-    template = _environment(str(template_dir())).get_template("notat.txt.j2")
-    return template.render(
+    template = _environment(str(template_dir())).select_template(
+        template_names(event.samhandlingspunkt, receiver_role))
+    text = template.render(
         e=event,
         receiver_role=receiver_role,
         sp_text=SAMHANDLINGSPUNKT_TEXT[event.samhandlingspunkt],
         topics_with_need=[t for t in event.assessment.topics if t.need],
     )
+    missing = [name for name, value in mandatory_block(event).items() if value not in text]
+    if missing:
+        raise Parked(Reason.TEMPLATE_INCOMPLETE,
+                     f"template {template.name} leaves out the mandatory {', '.join(missing)}; fix the template")
+    return text

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.adresseregister import Register
-from gateway.dialogmelding import build_dialogmelding
+from gateway.formats import FORMATS
 from gateway.kartlegging import Kartlegging, parse_event
 from gateway.melding import Melding, msg_id_for
 from gateway.notat import render_note
 from gateway.reasons import Parked, Reason
 from gateway.routing import Route, route
 from gateway.validation import MessageInvalid, validate_message
-
-DIALOG_TYPE = "DIALOG_HELSEFAGLIG"
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,8 @@ def build_meldinger(event: Kartlegging, chosen: Route, now: datetime) -> tuple[M
     for mottaker in chosen.receivers:
         msg_id = msg_id_for(event.event_id, mottaker.herid)
         text = render_note(event, mottaker.role)
-        xml = build_dialogmelding(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
+        fmt = FORMATS[mottaker.format]
+        xml = fmt.build(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
         try:
             validate_message(xml)
         except MessageInvalid as exc:
@@ -44,7 +43,7 @@ def build_meldinger(event: Kartlegging, chosen: Route, now: datetime) -> tuple[M
             Melding(
                 msg_id=msg_id,
                 event_id=event.event_id,
-                msg_type=DIALOG_TYPE,
+                msg_type=fmt.msg_type,
                 from_herid=chosen.sender.herid,
                 to_herid=mottaker.herid,
                 role=mottaker.role,

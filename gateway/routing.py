@@ -1,18 +1,30 @@
-"""Who receives the result of a kartlegging.
+"""Who receives the result of a kartlegging, and in which message format.
 
 The route is fixed for now (rules as data come later, behind this same function):
 at samhandlingspunkt 1 and 2 the hospital's result goes to the kommune's
-forvaltningsenhet/tildelingsenhet and to the patient's fastlege; at 3–5 the kommune's
-result goes to the fastlege. When the patient objects to sharing, nobody gets a copy.
+forvaltningsenhet/tildelingsenhet and to the patient's fastlege, and a PLO copy to the
+kommune's saksbehandling service where it has one; at 3–5 the kommune's result goes to the
+fastlege. When the patient objects to sharing, nobody gets a copy.
+
+A receiver gets the first format of the role's preference that the registry says it accepts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.adresseregister import Address, Party, Register, address_of
 from gateway.kartlegging import Kartlegging
 from gateway.reasons import Parked, Reason
+
+DIALOGMELDING = "dialogmelding-1.1"
+PLO = "plo-1.6"
+# Formats a role prefers, best first.
+PREFERENCES: dict[str, tuple[str, ...]] = {
+    "forvaltningsenhet": (DIALOGMELDING, PLO),
+    "saksbehandling": (PLO,),
+    "fastlege": (DIALOGMELDING,),
+}
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,7 @@ class Mottaker:
     role: str
     address: Address
     why: str
+    format: str = DIALOGMELDING
 
     @property
     def herid(self) -> int:
@@ -50,8 +63,28 @@ def _forvaltningsenhet(event: Kartlegging, register: Register) -> Mottaker:
     address = address_of(register, service.herid)
     if address is None:
         raise Parked(Reason.NO_KOMMUNE_CONTACT_POINT, f"service {service.herid} has no parent organisation")
-    return Mottaker("forvaltningsenhet", address, f"SP{event.samhandlingspunkt}: kommune {kommunenummer} "
-                    f"forvaltningsenhet {service.herid}")
+    return _with_format(Mottaker("forvaltningsenhet", address, f"SP{event.samhandlingspunkt}: kommune "
+                                 f"{kommunenummer} forvaltningsenhet {service.herid}"))
+
+
+def _with_format(m: Mottaker) -> Mottaker:
+    party = m.address.unit or m.address.organisation
+    for wanted in PREFERENCES[m.role]:
+        if wanted in party.formats:
+            return replace(m, format=wanted, why=f"{m.why}; {wanted}")
+    raise Parked(Reason.NO_ACCEPTED_FORMAT, f"{m.role} {party.herid} accepts none of "
+                 f"{', '.join(PREFERENCES[m.role])} (registry: {', '.join(party.formats) or 'nothing'})")
+
+
+def _saksbehandling(event: Kartlegging, register: Register) -> list[Mottaker]:
+    """The optional PLO copy: only a kommune with an active saksbehandling service that reads PLO."""
+    kommunenummer = event.patient.kommunenummer
+    for service in register.kommune_services(kommunenummer, "saksbehandling"):
+        address = address_of(register, service.herid)
+        if service.active and PLO in service.formats and address is not None:
+            return [Mottaker("saksbehandling", address, f"SP{event.samhandlingspunkt}: kommune {kommunenummer} "
+                             f"saksbehandling {service.herid}; {PLO}", PLO)]
+    return []
 
 
 def _active_person(register: Register, herid: int) -> Party | None:
@@ -73,7 +106,7 @@ def _fastlege(event: Kartlegging, register: Register) -> Mottaker:
     address = address_of(register, herid)
     if address is None:
         raise Parked(Reason.NO_FASTLEGE, f"fastlege {herid} has no legekontor in the registry")
-    return Mottaker("fastlege", address, why)
+    return _with_format(Mottaker("fastlege", address, why))
 
 
 def route(event: Kartlegging, register: Register) -> Route:
@@ -83,7 +116,8 @@ def route(event: Kartlegging, register: Register) -> Route:
     if event.consent.objects_to_sharing:
         return Route(sender, (), why_none="the patient objects to sharing: no copy is sent")
     if event.samhandlingspunkt in (1, 2):
-        candidates = [_forvaltningsenhet(event, register), _fastlege(event, register)]
+        candidates = [_forvaltningsenhet(event, register), *_saksbehandling(event, register),
+                      _fastlege(event, register)]
     else:
         candidates = [_fastlege(event, register)]
     # A kommune that assessed the patient as the fastlege does not send to itself.

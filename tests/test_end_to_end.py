@@ -15,7 +15,9 @@ from lxml import etree
 from gateway.validation import explain_with_xmlschema, validate_message
 from tests.conftest import FIXTURES, Delivery, GatewayProcess, Rabbit
 
-NS = {"mh": "http://www.kith.no/xmlstds/msghead/2006-05-24", "dia": "http://www.kith.no/xmlstds/dialog/2013-01-23"}
+NS = {"mh": "http://www.kith.no/xmlstds/msghead/2006-05-24", "dia": "http://www.kith.no/xmlstds/dialog/2013-01-23",
+      "epj2": "http://www.kith.no/xmlstds/epj/epj2/2008-02-20"}
+TYPES = {"dialogmelding-1.1": "DIALOG_HELSEFAGLIG", "plo-1.6": "HELSEOPPL_SOKNAD"}
 REGISTER = json.loads((FIXTURES / "register.json").read_text(encoding="utf-8"))
 PARTIES = {p["herid"]: p for p in REGISTER["parties"]}
 
@@ -36,10 +38,10 @@ def good_events() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def expected_receivers(event: dict[str, Any]) -> set[int]:
-    """An oracle read straight from the registry file, independent of the gateway's code."""
+def expected_receivers(event: dict[str, Any]) -> dict[int, str]:
+    """HER-id → format: an oracle read straight from the registry file, independent of the gateway's code."""
     if event["consent"]["objects_to_sharing"]:
-        return set()
+        return {}
     on = date.fromisoformat(event["assessment"]["performed_on"])
     gps = [a for a in REGISTER["fastlegeregister"] if a["fnr"] == event["patient"]["fnr"]
            and date.fromisoformat(a["valid_from"]) <= on
@@ -47,23 +49,32 @@ def expected_receivers(event: dict[str, Any]) -> set[int]:
     gps.sort(key=lambda a: a.get("relation") == "vikar", reverse=True)
     named = event["patient"].get("fastlege_herid")
     gp = named if named in PARTIES and PARTIES[named].get("active", True) else gps[0]["gp_herid"]
-    receivers = {gp}
+    receivers = {gp: "dialogmelding-1.1"}
     if event["samhandlingspunkt"] in (1, 2):
         kommune = next(p for p in PARTIES.values() if p.get("kommunenummer") == event["patient"]["kommunenummer"]
                        and p["kind"] == "organisation")
-        services = sorted(p["herid"] for p in PARTIES.values() if p.get("parent_herid") == kommune["herid"]
-                          and p.get("service_type") == "forvaltningsenhet" and p.get("active", True))
-        receivers.add(services[0])
-    receivers.discard(event["sender"]["herid"])
+
+        def services(kind: str) -> list[dict[str, Any]]:
+            return sorted((p for p in PARTIES.values() if p.get("parent_herid") == kommune["herid"]
+                           and p.get("service_type") == kind and p.get("active", True)), key=lambda p: p["herid"])
+
+        receivers[services("forvaltningsenhet")[0]["herid"]] = "dialogmelding-1.1"
+        for saks in services("saksbehandling")[:1]:
+            if "plo-1.6" in saks["formats"]:
+                receivers[saks["herid"]] = "plo-1.6"
+    receivers.pop(event["sender"]["herid"], None)
     return receivers
 
 
 def text_of(delivery: Delivery) -> str:
     root = etree.fromstring(delivery.body)
-    return "".join(root.find(".//dia:Notat/dia:TekstNotatInnhold", NS).itertext())
+    found = root.find(".//dia:Notat/dia:TekstNotatInnhold", NS)
+    if found is None:
+        found = root.find(".//epj2:Journaltekst/epj2:Notat", NS)
+    return "".join(found.itertext())
 
 
-def check_message(delivery: Delivery, event: dict[str, Any], to_herid: int) -> None:
+def check_message(delivery: Delivery, event: dict[str, Any], to_herid: int, fmt: str) -> None:
     validate_message(delivery.body)  # lxml, the official XSDs
     assert explain_with_xmlschema(delivery.body) == []  # and a second, independent validator
     p = delivery.properties
@@ -72,7 +83,7 @@ def check_message(delivery: Delivery, event: dict[str, Any], to_herid: int) -> N
     assert p.delivery_mode == 2
     assert p.message_id == root.findtext("mh:MsgInfo/mh:MsgId", namespaces=NS)
     assert p.correlation_id == event["event_id"]
-    assert p.type == root.find("mh:MsgInfo/mh:Type", NS).get("V") == "DIALOG_HELSEFAGLIG"
+    assert p.type == root.find("mh:MsgInfo/mh:Type", NS).get("V") == TYPES[fmt]
     assert delivery.headers["toHerId"] == str(to_herid)
     assert delivery.headers["fromHerId"] == str(event["sender"]["herid"])
     assert delivery.headers["applicationTimeStamp"]
@@ -94,18 +105,18 @@ def test_every_fixture_event_reaches_exactly_its_receivers(rabbit: Rabbit, gatew
     events = good_events()
     assert len(events) >= 5
     assert {e["samhandlingspunkt"] for _, e in events} == {1, 2, 3, 4, 5}
-    expected: dict[int, list[dict[str, Any]]] = {}
+    expected: dict[int, list[tuple[dict[str, Any], str]]] = {}
     for _, event in events:
-        for herid in expected_receivers(event):
-            expected.setdefault(herid, []).append(event)
+        for herid, fmt in expected_receivers(event).items():
+            expected.setdefault(herid, []).append((event, fmt))
         rabbit.publish_event(json.dumps(event).encode(), event["event_id"])
-    assert expected, "the fixture events should reach somebody"
+    assert {f for w in expected.values() for _, f in w} == set(TYPES), "both formats are exercised"
     for herid, wanted in expected.items():
         got = rabbit.take(f"{herid}_async", len(wanted))
         assert len(got) == len(wanted), f"{herid}_async got {len(got)} of {len(wanted)}"
         by_event = {d.properties.correlation_id: d for d in got}
-        for event in wanted:
-            check_message(by_event[event["event_id"]], event, herid)
+        for event, fmt in wanted:
+            check_message(by_event[event["event_id"]], event, herid, fmt)
     # nothing else arrived anywhere: every queue of the registry is now empty
     for herid in PARTIES:
         assert rabbit.take(f"{herid}_async", 1, timeout=0.2) == [], f"unexpected message for {herid}"

@@ -21,17 +21,22 @@ ROOT = Path(__file__).resolve().parent.parent
 REGISTER = load_register(ROOT / "fixtures" / "register.json")
 EVENT = parse_event((ROOT / "fixtures" / "events" / "01-sp1-bergen-brystkreft.json").read_bytes())
 NOW = datetime(2026, 2, 3, 15, 0, tzinfo=UTC)
-NS = {"mh": "http://www.kith.no/xmlstds/msghead/2006-05-24", "dia": "http://www.kith.no/xmlstds/dialog/2013-01-23"}
+NS = {"mh": "http://www.kith.no/xmlstds/msghead/2006-05-24", "dia": "http://www.kith.no/xmlstds/dialog/2013-01-23",
+      "epj2": "http://www.kith.no/xmlstds/epj/epj2/2008-02-20",
+      "po": "http://www.kith.no/xmlstds/po/poKomponent/2012-04-01"}
 SAMPLES = ROOT / "fixtures" / "samples" / "dialogmelding-1.1"
 BROKEN_SAMPLE = "helsenorge_MetadataTestsDialogmelding11.xml"
 
 
 def build(event: Kartlegging = EVENT) -> list[bytes]:
+    """Dialogmelding to the forvaltningsenhet, PLO to saksbehandling, Dialogmelding to the fastlege."""
     return [m.xml for m in build_meldinger(event, route(event, REGISTER), NOW)]
 
 
 def note(xml: bytes) -> str:
-    return etree.fromstring(xml).findtext(".//dia:TekstNotatInnhold", namespaces=NS)
+    root = etree.fromstring(xml)
+    dialog = root.findtext(".//dia:TekstNotatInnhold", namespaces=NS)
+    return dialog if dialog is not None else root.findtext(".//epj2:Journaltekst/epj2:Notat", namespaces=NS)
 
 
 def test_messages_validate_with_both_validators() -> None:
@@ -40,8 +45,9 @@ def test_messages_validate_with_both_validators() -> None:
         assert explain_with_xmlschema(xml) == []
 
 
-def test_note_carries_the_mandatory_content() -> None:
-    text = note(build()[0])
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["forvaltningsenhet", "saksbehandling-plo", "fastlege"])
+def test_note_carries_the_mandatory_content(index: int) -> None:
+    text = note(build()[index])
     e = EVENT
     for needle in (e.sender.name, e.sender.contact.name, e.sender.contact.phone, e.sender.contact.role,
                    e.diagnosis.text, e.diagnosis.icd10, "WMFG10", "03.02.2026", "6 av 10",
@@ -54,7 +60,10 @@ def test_note_carries_the_mandatory_content() -> None:
 
 
 def test_addresses_and_patient_in_msghead() -> None:
-    fvt, gp = (etree.fromstring(x) for x in build())
+    fvt, plo, gp = (etree.fromstring(x) for x in build())
+    assert plo.find("mh:MsgInfo/mh:Type", NS).get("V") == "HELSEOPPL_SOKNAD"
+    assert plo.xpath("mh:MsgInfo/mh:Receiver/mh:Organisation/mh:Organisation/mh:Ident/mh:Id/text()",
+                     namespaces=NS) == ["8100104"]
     assert fvt.xpath("mh:MsgInfo/mh:Receiver/mh:Organisation/mh:Ident/mh:Id/text()", namespaces=NS) == ["8100100"]
     assert fvt.xpath("mh:MsgInfo/mh:Receiver/mh:Organisation/mh:Organisation/mh:Ident/mh:Id/text()",
                      namespaces=NS) == ["8100101"]
@@ -69,7 +78,7 @@ def test_addresses_and_patient_in_msghead() -> None:
 def test_msgid_is_stable_per_event_and_receiver() -> None:
     ids = [etree.fromstring(x).findtext("mh:MsgInfo/mh:MsgId", namespaces=NS) for x in build()]
     again = [etree.fromstring(x).findtext("mh:MsgInfo/mh:MsgId", namespaces=NS) for x in build()]
-    assert ids == again and len(set(ids)) == 2
+    assert ids == again and len(set(ids)) == 3
 
 
 def test_d_nummer_is_typed_dnr() -> None:

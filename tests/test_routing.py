@@ -29,17 +29,25 @@ KOMMUNE, FORVALTNING, KREFTKOORD = 8_900_010, 8_900_011, 8_900_012
 LEGEKONTOR, GP, VIKAR = 8_900_020, 8_900_021, 8_900_022
 
 
-def register(*, forvaltning_active: bool = True) -> MemoryRegister:
+DIALOG = ("dialogmelding-1.1",)
+
+
+def register(*, forvaltning_active: bool = True, forvaltning_formats: tuple[str, ...] = DIALOG,
+             gp_formats: tuple[str, ...] = DIALOG, extra: tuple[Party, ...] = ()) -> MemoryRegister:
     parties = [
         Party(HOSPITAL, "Testsjukehuset HF", "organisation"),
         Party(DEPT, "Kreftavdelingen", "department", parent_herid=HOSPITAL),
         Party(KOMMUNE, "Testvik kommune", "organisation", kommunenummer="4601"),
         Party(FORVALTNING, "Tildelingskontoret", "service", parent_herid=KOMMUNE, service_type="forvaltningsenhet",
-              active=forvaltning_active, formats=("dialogmelding-1.1",)),
-        Party(KREFTKOORD, "Kreftkoordinator", "service", parent_herid=KOMMUNE, service_type="kreftkoordinator"),
+              active=forvaltning_active, formats=forvaltning_formats),
+        Party(KREFTKOORD, "Kreftkoordinator", "service", parent_herid=KOMMUNE, service_type="kreftkoordinator",
+              formats=DIALOG),
         Party(LEGEKONTOR, "Fjordlegene", "organisation"),
-        Party(GP, "Lege Lin", "person", parent_herid=LEGEKONTOR, given_name="Rita", family_name="Lin"),
-        Party(VIKAR, "Lege Vik", "person", parent_herid=LEGEKONTOR, given_name="Ola", family_name="Vik"),
+        Party(GP, "Lege Lin", "person", parent_herid=LEGEKONTOR, given_name="Rita", family_name="Lin",
+              formats=gp_formats),
+        Party(VIKAR, "Lege Vik", "person", parent_herid=LEGEKONTOR, given_name="Ola", family_name="Vik",
+              formats=DIALOG),
+        *extra,
     ]
     return MemoryRegister(
         parties={p.herid: p for p in parties},
@@ -119,3 +127,30 @@ def test_unknown_sender_parks() -> None:
     with pytest.raises(Parked) as info:
         route(event(1, sender=1234), register())
     assert info.value.code == Reason.UNKNOWN_SENDER
+
+
+def test_receiver_gets_the_first_preferred_format_it_accepts() -> None:
+    chosen = route(event(1), register(forvaltning_formats=("plo-1.6",)))
+    assert [(m.role, m.format) for m in chosen.receivers] == [("forvaltningsenhet", "plo-1.6"),
+                                                               ("fastlege", "dialogmelding-1.1")]
+    both = route(event(1), register(forvaltning_formats=("plo-1.6", "dialogmelding-1.1")))
+    assert both.receivers[0].format == "dialogmelding-1.1"
+
+
+def test_receiver_that_accepts_none_of_ours_parks() -> None:
+    with pytest.raises(Parked) as info:
+        route(event(1), register(gp_formats=("dialogmelding-1.0",)))
+    assert info.value.code == Reason.NO_ACCEPTED_FORMAT
+    assert "dialogmelding-1.0" in info.value.reason
+
+
+def test_saksbehandling_that_reads_plo_gets_a_copy() -> None:
+    saks = Party(8_900_013, "Saksbehandling", "service", parent_herid=KOMMUNE, service_type="saksbehandling",
+                 formats=("plo-1.6",))
+    chosen = route(event(2), register(extra=(saks,)))
+    assert [(m.role, m.herid, m.format) for m in chosen.receivers] == [
+        ("forvaltningsenhet", FORVALTNING, "dialogmelding-1.1"), ("saksbehandling", 8_900_013, "plo-1.6"),
+        ("fastlege", GP, "dialogmelding-1.1")]
+    no_plo = replace(saks, formats=DIALOG)
+    assert [m.role for m in route(event(2), register(extra=(no_plo,))).receivers] == ["forvaltningsenhet", "fastlege"]
+    assert [m.role for m in route(event(3, sender=FORVALTNING), register(extra=(saks,))).receivers] == ["fastlege"]
