@@ -101,8 +101,11 @@ def validate_message(xml: bytes) -> etree._Element:
 
 def explain_with_xmlschema(xml: bytes) -> list[str]:
     """Every error as ``xmlschema`` sees it (empty when valid): the second opinion."""
-    root = parse_untrusted(xml)
-    schema = _xmlschema(_schema_for(root))
+    try:
+        root = parse_untrusted(xml)
+        schema = _xmlschema(_schema_for(root))
+    except MessageInvalid as exc:
+        return [f"{exc.path}: {exc.message}"]
     return [f"{e.path}: {e.reason}" for e in schema.iter_errors(etree.tostring(root))]
 
 
