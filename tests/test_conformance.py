@@ -132,3 +132,11 @@ def test_a_template_that_drops_the_mandatory_block_is_refused(tmp_path: Path,
     (tmp_path / "notat.txt.j2").write_text((tmp_path / "notat.txt.j2").read_text() + "{{ e.sender.contact.phone }}\n",
                                            encoding="utf-8")
     assert len(build_meldinger(BASE, route(BASE, REGISTER), NOW)) == 3
+
+
+PLO_SAMPLES = sorted((ROOT / "fixtures" / "samples" / "plo-1.6").glob("*.xml"))
+
+
+@pytest.mark.parametrize("path", PLO_SAMPLES, ids=lambda p: p.name)
+def test_official_plo_samples_validate_in_both(path: Path) -> None:
+    _both_valid(path.read_bytes())
