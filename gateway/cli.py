@@ -69,7 +69,7 @@ def run() -> None:
         signal.signal(signal.SIGINT, stop)
         log.info("gateway.started", broker=connection.as_uri(), store=settings.store_url.split(":", 1)[0],
                  registry=str(settings.registry_path))
-        consumer.run()
+        consumer.run_forever()
     publisher.close()
     store.close()
     log.info("gateway.stopped")

@@ -1,15 +1,16 @@
-"""The consumer: takes each event off ``gateway.kartlegging``, records it, walks it along the
-path, publishes the result and only then acks it.
+"""The consumer: takes events off ``gateway.kartlegging`` in batches, records them, walks each
+along the path, publishes the results in one broker transaction and only then acks.
 
-Nothing is lost: an event is in the store before it is acked; it ends ``sent``,
-``not_shared`` or ``parked`` (on ``gateway.parked`` with a reason code); a broker or store
-failure leaves it unacked, so RabbitMQ delivers it again.
+Nothing is lost: every event is in the store before it is acked; it ends ``sent``, ``not_shared``
+or ``parked`` (on ``gateway.parked`` with a reason code). A broker or store failure leaves the
+batch unacked: the consumer waits with bounded, jittered backoff and tries again, and RabbitMQ
+delivers again whatever a crash left unacked. A redelivered event gets the same MsgIds.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,14 +20,24 @@ from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
 from gateway.adresseregister import Register
-from gateway.bus import KARTLEGGING_QUEUE, Publisher
+from gateway.bus import KARTLEGGING_QUEUE, Outgoing, Publisher, PublishFailed, melding_out, parked_out
 from gateway.kartlegging import event_id_of
 from gateway.logs import log
 from gateway.pipeline import process
 from gateway.reasons import Parked, Reason
-from gateway.store import Store, StoreUnavailable
+from gateway.retry import backoff
+from gateway.store import EventOutcome, Incoming, Store, StoreUnavailable
 
-RETRY_PAUSE_S = 1.0
+# An event delivered this many times without reaching an end state is parked: something
+# about it keeps failing (a receiver queue that refuses it, a crash it causes).
+MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Delivery:
+    body: bytes
+    message_id: str | None
+    content_type: str | None
 
 
 @dataclass(frozen=True)
@@ -50,110 +61,199 @@ class EventHandler:
         self.publisher = publisher
         self.clock = clock
 
-    def handle(self, body: bytes, amqp_message_id: str | None, content_type: str | None) -> Handled:
-        event_id = event_id_of(body)
-        stored = self.store.record_event(body, event_id, amqp_message_id)
-        bound = log.bind(event_ref=stored.ref, event_id=event_id)
-        if stored.status in ("sent", "not_shared"):
-            bound.info("event.duplicate", status=stored.status)
-            return Handled(stored.ref, event_id, stored.status)
+    def _decide(self, delivery: Delivery, event_id: str | None, ref: int, attempts: int,
+                now: datetime) -> tuple[EventOutcome, Handled]:
+        def parked(code: str, reason: str) -> tuple[EventOutcome, Handled]:
+            return (EventOutcome(ref, "parked", code, reason),
+                    Handled(ref, event_id, "parked", code, reason))
+
+        if attempts > MAX_ATTEMPTS:
+            return parked(Reason.RETRIES_EXHAUSTED, f"delivered {attempts} times without reaching an end state")
         try:
-            outcome = process(body, self.register, self.clock())
-        except Parked as parked:
-            return self._park(stored.ref, event_id, body, amqp_message_id, content_type, parked.code, parked.reason)
+            outcome = process(delivery.body, self.register, now)
+        except Parked as exc:
+            return parked(exc.code, exc.reason)
         except Exception as exc:  # a bug must park the event, not stop the consumer
-            bound.exception("event.internal_error", error_type=type(exc).__name__)
-            return self._park(stored.ref, event_id, body, amqp_message_id, content_type, Reason.INTERNAL_ERROR,
-                              f"unexpected {type(exc).__name__} while processing; see the gateway log")
+            log.exception("event.internal_error", event_ref=ref, event_id=event_id, error_type=type(exc).__name__)
+            return parked(Reason.INTERNAL_ERROR, f"unexpected {type(exc).__name__} while processing; see the log")
         event = outcome.event
         if not outcome.meldinger:
             why = outcome.route.why_none or "no receivers"
-            self.store.mark_not_shared(stored.ref, why)
-            bound.info("event.not_shared", samhandlingspunkt=event.samhandlingspunkt, why=why)
-            return Handled(stored.ref, event_id, "not_shared", None, why)
-        self.store.record_route(stored.ref, event.samhandlingspunkt, event.patient.kommunenummer, outcome.meldinger)
-        for melding in outcome.meldinger:
-            self.publisher.publish_melding(melding)
-        self.store.mark_sent(stored.ref, [m.msg_id for m in outcome.meldinger])
-        bound.info(
-            "event.sent",
-            samhandlingspunkt=event.samhandlingspunkt,
-            kommunenummer=event.patient.kommunenummer,
-            receivers=[m.to_herid for m in outcome.meldinger],
-            msg_ids=[m.msg_id for m in outcome.meldinger],
-        )
-        return Handled(stored.ref, event_id, "sent", None, None,
-                       tuple(m.to_herid for m in outcome.meldinger), tuple(m.msg_id for m in outcome.meldinger))
+            return (EventOutcome(ref, "not_shared", None, why, event.samhandlingspunkt, event.patient.kommunenummer),
+                    Handled(ref, event_id, "not_shared", None, why))
+        return (EventOutcome(ref, "routed", None, None, event.samhandlingspunkt, event.patient.kommunenummer,
+                             outcome.meldinger),
+                Handled(ref, event_id, "sent", None, None, tuple(m.to_herid for m in outcome.meldinger),
+                        tuple(m.msg_id for m in outcome.meldinger)))
 
-    def _park(self, ref: int, event_id: str | None, body: bytes, message_id: str | None,
-              content_type: str | None, code: str, reason: str) -> Handled:
-        self.publisher.publish_parked(body, code, reason, event_id=event_id, message_id=message_id,
-                                      content_type=content_type)
-        self.store.park_event(ref, code, reason)
-        log.warning("event.parked", event_ref=ref, event_id=event_id, reason_code=str(code), reason=reason)
-        return Handled(ref, event_id, "parked", str(code), reason)
-
-    def on_message(self, message: Message) -> Handled | None:
-        """kombu callback: ack only after the event is stored and its outcome published."""
-        props: dict[str, Any] = message.properties or {}
-        try:
-            handled = self.handle(message.body, props.get("message_id"), message.content_type)
-        except StoreUnavailable as exc:
-            log.error("store.unavailable", error=str(exc), retry_in_s=RETRY_PAUSE_S)
-            time.sleep(RETRY_PAUSE_S)
-            message.requeue()
-            return None
-        except Exception as exc:
-            # Everything the path itself can raise is handled in handle(); what escapes is the
-            # broker or the store. The event stays on the queue and comes back.
-            log.error("event.deferred", error_type=type(exc).__name__, retry_in_s=RETRY_PAUSE_S)
-            time.sleep(RETRY_PAUSE_S)
-            message.requeue()
-            return None
-        message.ack()
+    def handle_batch(self, deliveries: Sequence[Delivery]) -> list[Handled]:
+        """Store, decide, publish, mark: three store transactions and one broker transaction a batch.
+        Raises StoreUnavailable or PublishFailed, leaving the batch for another try."""
+        ids = [event_id_of(d.body) for d in deliveries]
+        stored = self.store.record_events([Incoming(d.body, i, d.message_id) for d, i in zip(deliveries, ids,
+                                                                                              strict=True)])
+        now = self.clock()
+        outcomes: list[EventOutcome] = []
+        handled: list[Handled] = []
+        outgoing: list[Outgoing] = []
+        for delivery, event_id, s in zip(deliveries, ids, stored, strict=True):
+            if s.status in ("sent", "not_shared"):
+                log.info("event.duplicate", event_ref=s.ref, event_id=event_id, status=s.status)
+                handled.append(Handled(s.ref, event_id, s.status, None, "duplicate: already " + s.status))
+                continue
+            outcome, result = self._decide(delivery, event_id, s.ref, s.attempts, now)
+            outcomes.append(outcome)
+            handled.append(result)
+            if outcome.status == "parked":
+                outgoing.append(parked_out(delivery.body, str(outcome.reason_code), outcome.reason or "",
+                                           event_id=event_id, message_id=delivery.message_id,
+                                           content_type=delivery.content_type))
+            outgoing.extend(melding_out(m) for m in outcome.meldinger)
+        if outcomes:
+            self.store.record_outcomes(outcomes)
+        if outgoing:
+            self.publisher.publish_batch(outgoing)
+        sent = [(o.ref, [m.msg_id for m in o.meldinger]) for o in outcomes if o.status == "routed"]
+        if sent:
+            self.store.mark_sent_many(sent)
+        for h in handled:
+            if h.status == "sent":
+                log.info("event.sent", event_ref=h.event_ref, event_id=h.event_id, receivers=list(h.receivers),
+                         msg_ids=list(h.msg_ids))
+            elif h.status == "parked":
+                log.warning("event.parked", event_ref=h.event_ref, event_id=h.event_id, reason_code=h.reason_code,
+                            reason=h.reason)
+            elif h.status == "not_shared":
+                log.info("event.not_shared", event_ref=h.event_ref, event_id=h.event_id, why=h.reason)
         return handled
+
+    def handle(self, body: bytes, amqp_message_id: str | None = None, content_type: str | None = None) -> Handled:
+        return self.handle_batch([Delivery(body, amqp_message_id, content_type)])[0]
+
+
+def _delivery(message: Message) -> Delivery:
+    props: dict[str, Any] = message.properties or {}
+    return Delivery(message.body, props.get("message_id"), message.content_type)
+
+
+class Batcher:
+    """Holds unacked messages until a batch is full or the queue has gone quiet for ``linger``
+    seconds, then hands them to the handler, retrying transient failures with backoff."""
+
+    def __init__(self, handler: EventHandler, batch_size: int, linger: float,
+                 on_handled: Callable[[Handled], None] | None = None,
+                 keepalive: Callable[[], None] | None = None) -> None:
+        self.handler = handler
+        self.batch_size = batch_size
+        self.linger = linger
+        self.on_handled = on_handled
+        self.keepalive = keepalive
+        self.pending: list[Message] = []
+        self.last_at = 0.0
+        self.should_stop = False
+
+    def add(self, message: Message) -> None:
+        self.pending.append(message)
+        self.last_at = time.monotonic()
+
+    def due(self) -> bool:
+        return bool(self.pending) and (len(self.pending) >= self.batch_size
+                                       or time.monotonic() - self.last_at >= self.linger)
+
+    def _wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not self.should_stop:
+            if self.keepalive:
+                self.keepalive()
+            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        attempt = 0
+        while True:
+            try:
+                results = self.handler.handle_batch([_delivery(m) for m in batch])
+                break
+            except (StoreUnavailable, PublishFailed) as exc:
+                pause = backoff(attempt)
+                log.error("batch.deferred", events=len(batch), error_type=type(exc).__name__, error=str(exc)[:200],
+                          attempt=attempt + 1, retry_in_s=round(pause, 2))
+                if self.should_stop:
+                    return  # unacked: the broker delivers them again
+                self._wait(pause)
+                attempt += 1
+        for message in batch:
+            message.ack()
+        if self.on_handled:
+            for result in results:
+                self.on_handled(result)
 
 
 class KartleggingConsumer(ConsumerMixin):
     """Runs until stopped; kombu's mixin reconnects after a broker restart."""
 
-    def __init__(self, connection: Connection, handler: EventHandler, prefetch: int) -> None:
+    def __init__(self, connection: Connection, handler: EventHandler, prefetch: int, *,
+                 batch_size: int | None = None, linger: float = 0.005,
+                 periodic: Sequence[tuple[float, Callable[[], None]]] = (),
+                 extra_consumers: Callable[[Any, Any], list[Any]] | None = None) -> None:
         self.connection = connection
-        self.handler = handler
         self.prefetch = prefetch
+        self.batcher = Batcher(handler, batch_size or max(1, prefetch // 2), linger)
+        self.periodic = [[interval, 0.0, task] for interval, task in periodic]
+        self.extra_consumers = extra_consumers
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
-        return [Consumer(queues=[KARTLEGGING_QUEUE], on_message=self.handler.on_message,
-                         prefetch_count=self.prefetch)]
+        consumers = [Consumer(queues=[KARTLEGGING_QUEUE], on_message=self.batcher.add, prefetch_count=self.prefetch)]
+        if self.extra_consumers:
+            consumers += self.extra_consumers(Consumer, channel)
+        return consumers
+
+    def on_connection_revived(self) -> None:
+        # Unacked messages of a lost connection are redelivered on the new one.
+        self.batcher.pending.clear()
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
-        log.info("consumer.ready", queue=KARTLEGGING_QUEUE.name, prefetch=self.prefetch)
+        self.batcher.keepalive = connection.heartbeat_check
+        log.info("consumer.ready", queue=KARTLEGGING_QUEUE.name, prefetch=self.prefetch,
+                 batch_size=self.batcher.batch_size)
+
+    def on_iteration(self) -> None:
+        self.batcher.should_stop = self.should_stop
+        if self.batcher.due():
+            self.batcher.flush()
+        now = time.monotonic()
+        for entry in self.periodic:
+            interval, last, task = entry
+            if now - last >= interval:
+                entry[1] = now
+                task()
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
         log.warning("broker.connection_error", error=str(exc), retry_in_s=interval)
 
+    def run_forever(self) -> None:
+        self.run(safety_interval=self.batcher.linger)
+        if self.batcher.pending and not self.should_stop:
+            self.batcher.flush()
+
 
 def drain_until_idle(connection: Connection, handler: EventHandler, prefetch: int, idle_seconds: float = 0.5,
-                     on_handled: Callable[[Handled], None] | None = None) -> int:
-    """Consume until the queue has been quiet for ``idle_seconds``; for the demo and ``run --once``."""
-    count = 0
-
-    def callback(message: Message) -> None:
-        nonlocal count
-        handled = handler.on_message(message)
-        if handled is not None:
-            count += 1
-            if on_handled:
-                on_handled(handled)
-
+                     on_handled: Callable[[Handled], None] | None = None) -> None:
+    """Consume until the queue has been quiet for ``idle_seconds``; for the demo."""
+    batcher = Batcher(handler, max(1, prefetch // 2), 0.0, on_handled)
     channel = connection.channel()
-    consumer = Consumer(channel, queues=[KARTLEGGING_QUEUE], on_message=callback,
-                                   prefetch_count=prefetch)
-    with consumer:
+    with Consumer(channel, queues=[KARTLEGGING_QUEUE], on_message=batcher.add, prefetch_count=prefetch):
         while True:
             try:
-                connection.drain_events(timeout=idle_seconds)
+                connection.drain_events(timeout=0.05)
             except TimeoutError:
-                break
+                if batcher.pending:
+                    batcher.flush()
+                    continue
+                try:  # quiet: make sure it stays quiet
+                    connection.drain_events(timeout=idle_seconds)
+                except TimeoutError:
+                    break
+            if len(batcher.pending) >= batcher.batch_size:
+                batcher.flush()
     channel.close()
-    return count

@@ -61,6 +61,32 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX transitions_ref ON transitions(entity, ref);
     """,
+    """
+    ALTER TABLE events ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE messages ADD COLUMN apprec_status TEXT;
+    ALTER TABLE messages ADD COLUMN apprec_errors TEXT;
+    ALTER TABLE messages ADD COLUMN answered_at TEXT;
+    ALTER TABLE messages ADD COLUMN overdue_at TEXT;
+    CREATE INDEX messages_status ON messages(status, sent_at);
+    CREATE TABLE apprecs (
+        id {ID},
+        apprec_id TEXT NOT NULL,
+        original_msg_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        errors TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        matched INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        id {ID},
+        at TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT
+    );
+    """,
 ]
 
 
@@ -72,6 +98,29 @@ def _now() -> str:
 class StoredEvent:
     ref: int
     status: str
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One delivery as it came off the bus."""
+
+    body: bytes
+    event_id: str | None
+    amqp_message_id: str | None
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What the path decided for one stored event: routed (with its messages), parked or not_shared."""
+
+    ref: int
+    status: str
+    reason_code: str | None = None
+    reason: str | None = None
+    samhandlingspunkt: int | None = None
+    kommunenummer: str | None = None
+    meldinger: tuple[Melding, ...] = ()
 
 
 class StoreUnavailable(Exception):
@@ -79,6 +128,12 @@ class StoreUnavailable(Exception):
 
 
 class Store(Protocol):
+    def record_events(self, items: Sequence[Incoming]) -> list[StoredEvent]: ...
+
+    def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None: ...
+
+    def mark_sent_many(self, sent: Sequence[tuple[int, Sequence[str]]]) -> None: ...
+
     def record_event(self, body: bytes, event_id: str | None, amqp_message_id: str | None) -> StoredEvent: ...
 
     def park_event(self, ref: int, code: str, reason: str) -> None: ...
@@ -215,79 +270,92 @@ class SqlStore:
             (entity, str(ref), status, _now(), code, reason),
         )
 
-    def record_event(self, body: bytes, event_id: str | None, amqp_message_id: str | None) -> StoredEvent:
-        def work(db: Any) -> StoredEvent:
-            if event_id is not None:
-                row = self._execute(db, "SELECT id, status FROM events WHERE event_id = ?", (event_id,)).fetchone()
-                if row is not None:
-                    self._transition(db, "event", row["id"], row["status"], None, "received again")
-                    if row["status"] == "parked":
-                        # A re-published parked event is a replay: it walks the path again.
-                        self._execute(db, "UPDATE events SET body = ?, status = 'received' WHERE id = ?",
-                                      (body, row["id"]))
-                        self._transition(db, "event", row["id"], "received", None, "replay of a parked event")
-                        return StoredEvent(row["id"], "received")
-                    return StoredEvent(row["id"], row["status"])
-            row = self._execute(
-                db,
-                "INSERT INTO events(event_id, amqp_message_id, received_at, body, status) VALUES (?,?,?,?,?) "
-                "RETURNING id",
-                (event_id, amqp_message_id, _now(), body, "received"),
-            ).fetchone()
-            self._transition(db, "event", row["id"], "received")
-            return StoredEvent(row["id"], "received")
+    def record_events(self, items: Sequence[Incoming]) -> list[StoredEvent]:
+        """Record a batch of deliveries in one transaction, before any of them is acked."""
+
+        def work(db: Any) -> list[StoredEvent]:
+            return [self._record_one(db, item) for item in items]
 
         return self._tx(work)
 
-    def park_event(self, ref: int, code: str, reason: str) -> None:
+    def _record_one(self, db: Any, item: Incoming) -> StoredEvent:
+        if item.event_id is not None:
+            row = self._execute(db, "SELECT id, status, attempts FROM events WHERE event_id = ?",
+                                (item.event_id,)).fetchone()
+            if row is not None:
+                if row["status"] in ("sent", "not_shared"):
+                    self._transition(db, "event", row["id"], row["status"], None, "received again: duplicate")
+                    return StoredEvent(row["id"], row["status"], row["attempts"])
+                why = ("replay of a parked event" if row["status"] == "parked"
+                       else f"delivered again after '{row['status']}'")
+                # A parked event published again is a replay; any other state is a redelivery after a crash.
+                self._execute(db, "UPDATE events SET body = ?, status = 'received', attempts = attempts + 1 "
+                              "WHERE id = ?", (item.body, row["id"]))
+                self._transition(db, "event", row["id"], "received", None, why)
+                return StoredEvent(row["id"], "received", row["attempts"] + 1)
+        row = self._execute(
+            db,
+            "INSERT INTO events(event_id, amqp_message_id, received_at, body, status) VALUES (?,?,?,?,?) "
+            "RETURNING id",
+            (item.event_id, item.amqp_message_id, _now(), item.body, "received"),
+        ).fetchone()
+        self._transition(db, "event", row["id"], "received")
+        return StoredEvent(row["id"], "received", 1)
+
+    def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None:
         def work(db: Any) -> None:
-            self._execute(db, "UPDATE events SET status='parked', reason_code=?, reason=? WHERE id=?",
-                          (code, reason, ref))
-            self._transition(db, "event", ref, "parked", code, reason)
+            now = _now()
+            for o in outcomes:
+                self._execute(
+                    db, "UPDATE events SET status=?, reason_code=?, reason=?, samhandlingspunkt=COALESCE(?, "
+                    "samhandlingspunkt), kommunenummer=COALESCE(?, kommunenummer) WHERE id=?",
+                    (o.status, o.reason_code, o.reason, o.samhandlingspunkt, o.kommunenummer, o.ref))
+                why = o.reason if o.status != "routed" else f"{len(o.meldinger)} receiver(s)"
+                self._transition(db, "event", o.ref, o.status, o.reason_code, why)
+                for m in o.meldinger:
+                    self._execute(
+                        db,
+                        "INSERT INTO messages(msg_id, event_ref, msg_type, from_herid, to_herid, role, why, xml, "
+                        "status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                        "ON CONFLICT(msg_id) DO UPDATE SET xml=excluded.xml, why=excluded.why",
+                        (m.msg_id, o.ref, m.msg_type, m.from_herid, m.to_herid, m.role, m.why, m.xml, "built", now),
+                    )
+                    self._transition(db, "message", m.msg_id, "built", None, m.why)
 
         self._tx(work)
+
+    def mark_sent_many(self, sent: Sequence[tuple[int, Sequence[str]]]) -> None:
+        """After the broker confirmed them: the messages are sent, and so are their events."""
+
+        def work(db: Any) -> None:
+            now = _now()
+            for ref, msg_ids in sent:
+                for msg_id in msg_ids:
+                    self._execute(db, "UPDATE messages SET status='sent', sent_at=? WHERE msg_id=?", (now, msg_id))
+                    self._transition(db, "message", msg_id, "sent")
+                self._execute(db, "UPDATE events SET status='sent' WHERE id=?", (ref,))
+                self._transition(db, "event", ref, "sent")
+
+        self._tx(work)
+
+    # One-event forms of the batch calls, for tools and tests.
+    def record_event(self, body: bytes, event_id: str | None, amqp_message_id: str | None) -> StoredEvent:
+        return self.record_events([Incoming(body, event_id, amqp_message_id)])[0]
+
+    def park_event(self, ref: int, code: str, reason: str) -> None:
+        self.record_outcomes([EventOutcome(ref, "parked", code, reason)])
 
     def record_route(
         self, ref: int, samhandlingspunkt: int, kommunenummer: str, meldinger: Sequence[Melding]
     ) -> None:
-        def work(db: Any) -> None:
-            self._execute(
-                db,
-                "UPDATE events SET status='routed', reason_code=NULL, reason=NULL, samhandlingspunkt=?, "
-                "kommunenummer=? WHERE id=?",
-                (samhandlingspunkt, kommunenummer, ref),
-            )
-            self._transition(db, "event", ref, "routed", None, f"{len(meldinger)} receiver(s)")
-            now = _now()
-            for m in meldinger:
-                self._execute(
-                    db,
-                    "INSERT INTO messages(msg_id, event_ref, msg_type, from_herid, to_herid, role, why, xml, "
-                    "status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT(msg_id) DO UPDATE SET xml=excluded.xml, why=excluded.why",
-                    (m.msg_id, ref, m.msg_type, m.from_herid, m.to_herid, m.role, m.why, m.xml, "built", now),
-                )
-                self._transition(db, "message", m.msg_id, "built", None, m.why)
-
-        self._tx(work)
+        self.record_outcomes([EventOutcome(ref, "routed", None, None, samhandlingspunkt, kommunenummer,
+                                           tuple(meldinger))])
 
     def mark_sent(self, ref: int, msg_ids: Iterable[str]) -> None:
-        def work(db: Any) -> None:
-            now = _now()
-            for msg_id in msg_ids:
-                self._execute(db, "UPDATE messages SET status='sent', sent_at=? WHERE msg_id=?", (now, msg_id))
-                self._transition(db, "message", msg_id, "sent")
-            self._execute(db, "UPDATE events SET status='sent' WHERE id=?", (ref,))
-            self._transition(db, "event", ref, "sent")
-
-        self._tx(work)
+        self.mark_sent_many([(ref, list(msg_ids))])
 
     def mark_not_shared(self, ref: int, why: str) -> None:
-        def work(db: Any) -> None:
-            self._execute(db, "UPDATE events SET status='not_shared', reason=? WHERE id=?", (why, ref))
-            self._transition(db, "event", ref, "not_shared", None, why)
-
-        self._tx(work)
+        self.record_outcomes([EventOutcome(ref, "not_shared", None, why)])
 
     def events(self) -> list[dict[str, Any]]:
         return self._query(
