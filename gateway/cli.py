@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
 import shutil
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 from kombu import Connection
@@ -18,10 +22,12 @@ from gateway.config import DEFAULTS, REPO_ROOT, Settings
 from gateway.consumer import EventHandler, Handled, KartleggingConsumer, drain_until_idle
 from gateway.kartlegging import event_id_of
 from gateway.logs import configure, log
-from gateway.store import open_store
+from gateway.replay import ReplayError, execute, plan
+from gateway.store import Store, StoreUnavailable, open_store
+from gateway.tracking import AppRecTracker, apprec_queue
 from gateway.validation import MessageInvalid, validate_message
 
-ENV_HELP = "\n".join(f"  {name:<20} default {value}" for name, value in DEFAULTS.items())
+ENV_HELP = "\b\n" + "\n".join(f"  {name:<30} default {value or '(none)'}" for name, value in DEFAULTS.items())
 
 
 def _settings() -> Settings:
@@ -57,9 +63,16 @@ def run() -> None:
     store = open_store(settings.store_url)
     publisher = Publisher(settings.broker_url)
     handler = EventHandler(register, store, publisher)
+    tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
+    receipts = apprec_queue(settings.own_herid)
     with Connection(settings.broker_url, heartbeat=30) as connection:
         declare_topology(connection)
-        consumer = KartleggingConsumer(connection, handler, settings.prefetch)
+        consumer = KartleggingConsumer(
+            connection, handler, settings.prefetch,
+            periodic=[(settings.overdue_check_seconds, tracker.check_overdue)],
+            extra_consumers=lambda Consumer, channel: [
+                Consumer(queues=[receipts], on_message=tracker.on_message, prefetch_count=settings.prefetch)],
+        )
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("consumer.stopping", signal=signal.Signals(signum).name)
@@ -162,6 +175,185 @@ def validate(files: tuple[Path, ...]) -> None:
             click.echo(f"{path}: valid")
     if failed:
         sys.exit(1)
+
+
+def _store() -> Store:
+    settings = _settings()
+    try:
+        return open_store(settings.store_url)
+    except (ValueError, StoreUnavailable) as exc:
+        raise click.ClickException(f"cannot open the store ({settings.store_url.split(':', 1)[0]}): {exc}") from exc
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c) if r.get(c) is not None else "")) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        click.echo("  ".join(str(r.get(c) if r.get(c) is not None else "").ljust(widths[c]) for c in columns))
+
+
+def _emit(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        # JSON carries every column (but never a body or XML); the table only the readable ones.
+        click.echo(json.dumps([{k: v for k, v in r.items() if k not in ("xml", "body")} for r in rows],
+                              ensure_ascii=False, indent=2))
+    else:
+        _table(rows, columns)
+
+
+MESSAGE_COLUMNS = ["msg_id", "status", "msg_type", "to_herid", "role", "kommunenummer", "samhandlingspunkt",
+                   "created_at", "apprec_status"]
+EVENT_COLUMNS = ["id", "event_id", "status", "reason_code", "samhandlingspunkt", "kommunenummer", "attempts",
+                 "received_at"]
+
+
+@main.group()
+def messages() -> None:
+    """Find and inspect outbound messages (in the store named by GATEWAY_STORE_URL)."""
+
+
+@messages.command("list")
+@click.option("--status", type=click.Choice(["built", "sent", "acknowledged", "rejected", "overdue", "superseded"]))
+@click.option("--receiver", type=int, help="Receiver HER-id.")
+@click.option("--kommune", help="Kommunenummer of the patient.")
+@click.option("--samhandlingspunkt", "--sp", "sp", type=click.IntRange(1, 5))
+@click.option("--since", help="ISO date or time (UTC), inclusive.")
+@click.option("--until", help="ISO date or time (UTC), exclusive.")
+@click.option("--limit", default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def messages_list(status: str | None, receiver: int | None, kommune: str | None, sp: int | None, since: str | None,
+                  until: str | None, limit: int, as_json: bool) -> None:
+    """List messages, oldest first."""
+    rows = _store().find_messages(status=status, receiver=receiver, kommune=kommune, samhandlingspunkt=sp,
+                                  since=since, until=until, limit=limit)
+    _emit(rows, MESSAGE_COLUMNS, as_json)
+
+
+@messages.command("overdue")
+@click.option("--json", "as_json", is_flag=True)
+def messages_overdue(as_json: bool) -> None:
+    """Messages sent without an AppRec within the deadline (GATEWAY_APPREC_DEADLINE_HOURS)."""
+    _emit(_store().find_messages(status="overdue"), MESSAGE_COLUMNS, as_json)
+
+
+@messages.command("show")
+@click.argument("msg_id")
+@click.option("--no-xml", is_flag=True, help="Leave out the XML.")
+def messages_show(msg_id: str, no_xml: bool) -> None:
+    """One message: state, why it went where it went, its history, its receipt and its XML."""
+    store = _store()
+    row = store.message(msg_id)
+    if row is None:
+        raise click.ClickException(f"no message {msg_id}; list them with 'gateway messages list'")
+    for key in ("msg_id", "status", "msg_type", "from_herid", "to_herid", "role", "why", "created_at", "sent_at",
+                "apprec_status", "apprec_errors", "answered_at", "overdue_at", "event_ref"):
+        click.echo(f"{key + ':':<15} {row.get(key) if row.get(key) is not None else ''}")
+    click.echo("history:")
+    for h in store.history("message", msg_id):
+        click.echo(f"  {h['at']}  {h['status']:<12} {h['reason_code'] or ''} {h['reason'] or ''}".rstrip())
+    if not no_xml:
+        click.echo("xml:")
+        click.echo(bytes(row["xml"]).decode("utf-8"))
+
+
+@main.group()
+def events() -> None:
+    """Find and inspect received events."""
+
+
+@events.command("list")
+@click.option("--status", type=click.Choice(["received", "routed", "sent", "not_shared", "parked"]))
+@click.option("--reason-code", help="e.g. ROUTING_UNKNOWN_KOMMUNE")
+@click.option("--since")
+@click.option("--until")
+@click.option("--limit", default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def events_list(status: str | None, reason_code: str | None, since: str | None, until: str | None, limit: int,
+                as_json: bool) -> None:
+    """List events, oldest first (parked ones with their reason code)."""
+    _emit(_store().find_events(status=status, reason_code=reason_code, since=since, until=until, limit=limit),
+          EVENT_COLUMNS + (["reason"] if status == "parked" else []), as_json)
+
+
+@events.command("show")
+@click.argument("key")
+def events_show(key: str) -> None:
+    """One event (by event_id or store number): state, reason, history and its messages (not its body)."""
+    store = _store()
+    row = store.event(key)
+    if row is None:
+        raise click.ClickException(f"no event {key}")
+    for column in [*EVENT_COLUMNS, "reason"]:
+        click.echo(f"{column + ':':<18} {row.get(column) if row.get(column) is not None else ''}")
+    click.echo("history:")
+    for h in store.history("event", str(row["id"])):
+        click.echo(f"  {h['at']}  {h['status']:<10} {h['reason_code'] or ''} {h['reason'] or ''}".rstrip())
+    click.echo("messages:")
+    for m in store.messages(row["id"]):
+        click.echo(f"  {m['msg_id']}  {m['status']:<12} {m['role']:<17} {m['to_herid']}")
+
+
+def _operator(value: str | None) -> str:
+    return value or os.environ.get("GATEWAY_OPERATOR") or getpass.getuser()
+
+
+@main.command()
+@click.argument("key", required=False)
+@click.option("--status", type=click.Choice(["parked", "rejected", "overdue"]), help="Bulk: everything in this state.")
+@click.option("--reason-code", help="Bulk, parked events: only this reason code.")
+@click.option("--since", help="Bulk: received/created at or after this ISO time.")
+@click.option("--until", help="Bulk: before this ISO time.")
+@click.option("--reason", required=True, help="Why you replay (stored in the audit trail).")
+@click.option("--operator", help="Your name for the audit trail (default: GATEWAY_OPERATOR or the login name).")
+@click.option("--new-conversation", is_flag=True, help="Messages: rebuild with a new MsgId instead of re-sending.")
+@click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
+def replay(key: str | None, status: str | None, reason_code: str | None, since: str | None, until: str | None,
+           reason: str, operator: str | None, new_conversation: bool, dry_run: bool) -> None:
+    """Replay one event or message (KEY = event_id, event number or MsgId), or many (--status)."""
+    if (key is None) == (status is None):
+        raise click.UsageError("give either KEY or --status")
+    store = _store()
+    if key is not None:
+        keys = [key]
+    elif status == "parked":
+        keys = [str(r["id"]) for r in store.find_events(status="parked", reason_code=reason_code, since=since,
+                                                          until=until, limit=1_000_000)]
+    else:
+        keys = [r["msg_id"] for r in store.find_messages(status=status, since=since, until=until, limit=1_000_000)]
+    try:
+        plans = [plan(store, k, new_conversation=new_conversation) for k in keys]
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if dry_run or not plans:
+        for p in plans:
+            click.echo(f"would {p.action}  [{p.kind} {p.target}]")
+        click.echo(f"{len(plans)} to replay" + (" (dry run: nothing changed)" if dry_run else ""))
+        return
+    settings = _settings()
+    publisher = Publisher(settings.broker_url)
+    register = _register(settings) if any(p.new_conversation for p in plans) else None
+    who = _operator(operator)
+    done = 0
+    with click.progressbar(plans, label="replaying", show_pos=True, file=sys.stderr) as bar:
+        for p in bar:
+            try:
+                execute(p, store, publisher, register, operator=who, reason=reason)  # type: ignore[arg-type]
+                done += 1
+            except ReplayError as exc:
+                click.echo(f"\nskipped {p.target}: {exc}", err=True)
+    publisher.close()
+    click.echo(f"replayed {done} of {len(plans)}; audit trail: gateway audit")
+
+
+@main.command()
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def audit(limit: int, as_json: bool) -> None:
+    """The operators' audit trail: who replayed what, when and why (newest first)."""
+    _emit(_store().audit_log(limit), ["at", "operator", "action", "target", "reason", "detail"], as_json)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ DEFAULTS = {
     "GATEWAY_OWN_HERID": "8199999",
     "GATEWAY_PREFETCH": "100",
     "GATEWAY_LOG_FORMAT": "auto",
+    "GATEWAY_APPREC_DEADLINE_HOURS": "96",
+    "GATEWAY_OVERDUE_CHECK_SECONDS": "60",
+    "GATEWAY_OPERATOR": "",
 }
 
 
@@ -30,6 +33,8 @@ class Settings:
     own_herid: int
     prefetch: int
     log_format: str
+    apprec_deadline_hours: float = 96.0
+    overdue_check_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -41,8 +46,11 @@ class Settings:
         try:
             own_herid = int(get("GATEWAY_OWN_HERID"))
             prefetch = int(get("GATEWAY_PREFETCH"))
+            deadline = float(get("GATEWAY_APPREC_DEADLINE_HOURS"))
+            check = float(get("GATEWAY_OVERDUE_CHECK_SECONDS"))
         except ValueError as exc:
-            raise ValueError(f"GATEWAY_OWN_HERID and GATEWAY_PREFETCH must be whole numbers ({exc})") from exc
+            raise ValueError(f"GATEWAY_OWN_HERID, GATEWAY_PREFETCH, GATEWAY_APPREC_DEADLINE_HOURS and "
+                             f"GATEWAY_OVERDUE_CHECK_SECONDS must be numbers ({exc})") from exc
         if prefetch < 2:
             raise ValueError("GATEWAY_PREFETCH must be at least 2: the consumer works on several events at once")
         log_format = get("GATEWAY_LOG_FORMAT")
@@ -55,4 +63,6 @@ class Settings:
             own_herid=own_herid,
             prefetch=prefetch,
             log_format=log_format,
+            apprec_deadline_hours=deadline,
+            overdue_check_seconds=check,
         )

@@ -133,7 +133,10 @@ class EventHandler:
 
 def _delivery(message: Message) -> Delivery:
     props: dict[str, Any] = message.properties or {}
-    return Delivery(message.body, props.get("message_id"), message.content_type)
+    body = message.body
+    if isinstance(body, str):  # py-amqp decodes bodies that carry a content_encoding; we want the bytes
+        body = body.encode(message.content_encoding or "utf-8", errors="surrogateescape")
+    return Delivery(body, props.get("message_id"), message.content_type)
 
 
 class Batcher:
@@ -182,11 +185,29 @@ class Batcher:
                     return  # unacked: the broker delivers them again
                 self._wait(pause)
                 attempt += 1
+            except Exception as exc:  # a bug outside the per-event path: find the event that causes it
+                log.exception("batch.internal_error", events=len(batch), error_type=type(exc).__name__)
+                if len(batch) > 1:
+                    for message in batch:
+                        self.pending = [message]
+                        self.flush()
+                else:
+                    self._park_unprocessable(batch[0], type(exc).__name__)
+                return
         for message in batch:
             message.ack()
         if self.on_handled:
             for result in results:
                 self.on_handled(result)
+
+    def _park_unprocessable(self, message: Message, error_type: str) -> None:
+        """Last resort for an event the gateway cannot even record: onto gateway.parked, unchanged."""
+        raw = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8", "replace")
+        props: dict[str, Any] = message.properties or {}
+        self.handler.publisher.publish_batch([parked_out(
+            raw, Reason.INTERNAL_ERROR, f"unexpected {error_type} before the event could be recorded; see the log",
+            event_id=None, message_id=props.get("message_id"), content_type=message.content_type)])
+        message.ack()
 
 
 class KartleggingConsumer(ConsumerMixin):

@@ -15,7 +15,7 @@ from gateway.kartlegging import Kartlegging, parse_event
 from gateway.melding import Melding, msg_id_for
 from gateway.notat import render_note
 from gateway.reasons import Parked, Reason
-from gateway.routing import Route, route
+from gateway.routing import Mottaker, Route, route
 from gateway.validation import MessageInvalid, validate_message
 
 
@@ -26,33 +26,32 @@ class Outcome:
     meldinger: tuple[Melding, ...]
 
 
+def build_melding(event: Kartlegging, chosen: Route, mottaker: Mottaker, msg_id: str, now: datetime) -> Melding:
+    """One validated message; an invalid one parks the event, never leaves."""
+    text = render_note(event, mottaker.role)
+    fmt = FORMATS[mottaker.format]
+    xml = fmt.build(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
+    try:
+        validate_message(xml)
+    except MessageInvalid as exc:
+        # Only the code and the schema path: the validator's own text may quote patient data.
+        raise Parked(Reason.MESSAGE_INVALID, f"built message fails {exc.code} at {exc.path}") from None
+    return Melding(
+        msg_id=msg_id,
+        event_id=event.event_id,
+        msg_type=fmt.msg_type,
+        from_herid=chosen.sender.herid,
+        to_herid=mottaker.herid,
+        role=mottaker.role,
+        why=mottaker.why,
+        generated_at=now.isoformat(timespec="seconds"),
+        xml=xml,
+    )
+
+
 def build_meldinger(event: Kartlegging, chosen: Route, now: datetime) -> tuple[Melding, ...]:
-    """One validated message per receiver; an invalid one parks the event, never leaves."""
-    out = []
-    for mottaker in chosen.receivers:
-        msg_id = msg_id_for(event.event_id, mottaker.herid)
-        text = render_note(event, mottaker.role)
-        fmt = FORMATS[mottaker.format]
-        xml = fmt.build(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
-        try:
-            validate_message(xml)
-        except MessageInvalid as exc:
-            # Only the code and the schema path: the validator's own text may quote patient data.
-            raise Parked(Reason.MESSAGE_INVALID, f"built message fails {exc.code} at {exc.path}") from None
-        out.append(
-            Melding(
-                msg_id=msg_id,
-                event_id=event.event_id,
-                msg_type=fmt.msg_type,
-                from_herid=chosen.sender.herid,
-                to_herid=mottaker.herid,
-                role=mottaker.role,
-                why=mottaker.why,
-                generated_at=now.isoformat(timespec="seconds"),
-                xml=xml,
-            )
-        )
-    return tuple(out)
+    """One message per receiver, each with the MsgId derived from (event, receiver)."""
+    return tuple(build_melding(event, chosen, m, msg_id_for(event.event_id, m.herid), now) for m in chosen.receivers)
 
 
 def process(body: bytes, register: Register, now: datetime) -> Outcome:

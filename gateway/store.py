@@ -10,6 +10,7 @@ States: events go received → parked | routed → sent | not_shared; messages g
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -145,6 +146,28 @@ class Store(Protocol):
     def mark_sent(self, ref: int, msg_ids: Iterable[str]) -> None: ...
 
     def mark_not_shared(self, ref: int, why: str) -> None: ...
+
+    def record_apprec(self, apprec_id: str, original_msg_id: str, status: str, errors: list[dict[str, Any]]
+                      ) -> str | None: ...
+
+    def mark_overdue(self, sent_before: datetime) -> list[dict[str, Any]]: ...
+
+    def find_messages(self, *, status: str | None = None, receiver: int | None = None, kommune: str | None = None,
+                      samhandlingspunkt: int | None = None, since: str | None = None, until: str | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    def find_events(self, *, status: str | None = None, reason_code: str | None = None, since: str | None = None,
+                    until: str | None = None, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    def event(self, key: str) -> dict[str, Any] | None: ...
+
+    def message(self, msg_id: str) -> dict[str, Any] | None: ...
+
+    def add_resend(self, original_msg_id: str, melding: Melding | None, operator: str, reason: str) -> None: ...
+
+    def audit(self, operator: str, action: str, target: str, reason: str, detail: str | None = None) -> None: ...
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
     def events(self) -> list[dict[str, Any]]: ...
 
@@ -356,6 +379,117 @@ class SqlStore:
 
     def mark_not_shared(self, ref: int, why: str) -> None:
         self.record_outcomes([EventOutcome(ref, "not_shared", None, why)])
+
+    def record_apprec(self, apprec_id: str, original_msg_id: str, status: str, errors: list[dict[str, Any]]
+                      ) -> str | None:
+        """Correlate a receipt by OriginalMsgId. Returns the message's new status, or None when no
+        message of ours has that MsgId (the caller parks the receipt)."""
+        new_status = "rejected" if status == "2" else "acknowledged"
+        errors_json = json.dumps(errors, ensure_ascii=False)
+
+        def work(db: Any) -> str | None:
+            row = self._execute(db, "SELECT status FROM messages WHERE msg_id = ?", (original_msg_id,)).fetchone()
+            self._execute(db, "INSERT INTO apprecs(apprec_id, original_msg_id, status, errors, received_at, matched) "
+                          "VALUES (?,?,?,?,?,?)", (apprec_id, original_msg_id, status, errors_json, _now(),
+                                                  1 if row else 0))
+            if row is None:
+                return None
+            self._execute(db, "UPDATE messages SET status=?, apprec_status=?, apprec_errors=?, answered_at=? "
+                          "WHERE msg_id=?", (new_status, status, errors_json, _now(), original_msg_id))
+            codes = ", ".join(f"{e['code']} {e['text']}" for e in errors) or None
+            self._transition(db, "message", original_msg_id, new_status, f"apprec {status}", codes)
+            return new_status
+
+        return self._tx(work)
+
+    def mark_overdue(self, sent_before: datetime) -> list[dict[str, Any]]:
+        """Sent messages without a receipt since before the deadline become overdue, once each."""
+        cutoff = sent_before.astimezone(UTC).isoformat(timespec="milliseconds")
+
+        def work(db: Any) -> list[dict[str, Any]]:
+            rows = [dict(r) for r in self._execute(
+                db, "SELECT msg_id, event_ref, to_herid, sent_at FROM messages WHERE status='sent' AND sent_at < ?",
+                (cutoff,)).fetchall()]
+            now = _now()
+            for r in rows:
+                self._execute(db, "UPDATE messages SET status='overdue', overdue_at=? WHERE msg_id=?",
+                              (now, r["msg_id"]))
+                self._transition(db, "message", r["msg_id"], "overdue", None, f"no AppRec since {r['sent_at']}")
+            return rows
+
+        return self._tx(work)
+
+    def find_messages(self, *, status: str | None = None, receiver: int | None = None, kommune: str | None = None,
+                      samhandlingspunkt: int | None = None, since: str | None = None, until: str | None = None,
+                      limit: int = 1000) -> list[dict[str, Any]]:
+        where, args = ["1=1"], []
+        for clause, value in (("m.status = ?", status), ("m.to_herid = ?", receiver), ("e.kommunenummer = ?", kommune),
+                              ("e.samhandlingspunkt = ?", samhandlingspunkt), ("m.created_at >= ?", since),
+                              ("m.created_at < ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        return self._query(
+            "SELECT m.msg_id, m.event_ref, e.event_id, m.msg_type, m.from_herid, m.to_herid, m.role, m.status, "
+            "m.created_at, m.sent_at, m.apprec_status, m.apprec_errors, e.samhandlingspunkt, e.kommunenummer "
+            f"FROM messages m JOIN events e ON e.id = m.event_ref WHERE {' AND '.join(where)} "
+            "ORDER BY m.created_at, m.msg_id LIMIT ?", (*args, limit))
+
+    def find_events(self, *, status: str | None = None, reason_code: str | None = None, since: str | None = None,
+                    until: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        where, args = ["1=1"], []
+        for clause, value in (("status = ?", status), ("reason_code = ?", reason_code), ("received_at >= ?", since),
+                              ("received_at < ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        return self._query(
+            "SELECT id, event_id, received_at, status, reason_code, reason, samhandlingspunkt, kommunenummer, attempts "
+            f"FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*args, limit))
+
+    def event(self, key: str) -> dict[str, Any] | None:
+        """By event_id or by the store's own number."""
+        rows = self._query("SELECT * FROM events WHERE event_id = ?", (key.lower(),))
+        if not rows and key.isdigit():
+            rows = self._query("SELECT * FROM events WHERE id = ?", (int(key),))
+        return rows[0] if rows else None
+
+    def message(self, msg_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM messages WHERE msg_id = ?", (msg_id,))
+        return rows[0] if rows else None
+
+    def add_resend(self, original_msg_id: str, melding: Melding | None, operator: str, reason: str) -> None:
+        """Record an operator's re-send: the same MsgId again, or (``melding``) a new conversation."""
+
+        def work(db: Any) -> None:
+            now = _now()
+            if melding is None:
+                self._execute(db, "UPDATE messages SET status='sent', sent_at=? WHERE msg_id=?", (now, original_msg_id))
+                self._transition(db, "message", original_msg_id, "sent", "replay", f"re-sent by {operator}: {reason}")
+                return
+            ref = self._execute(db, "SELECT event_ref FROM messages WHERE msg_id=?", (original_msg_id,)).fetchone()
+            self._execute(
+                db, "INSERT INTO messages(msg_id, event_ref, msg_type, from_herid, to_herid, role, why, xml, status, "
+                "created_at, sent_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (melding.msg_id, ref["event_ref"], melding.msg_type, melding.from_herid, melding.to_herid, melding.role,
+                 melding.why, melding.xml, "sent", now, now))
+            self._transition(db, "message", melding.msg_id, "sent", "replay",
+                             f"new conversation replacing {original_msg_id}, by {operator}: {reason}")
+            self._transition(db, "message", original_msg_id, "superseded", "replay", f"replaced by {melding.msg_id}")
+            self._execute(db, "UPDATE messages SET status='superseded' WHERE msg_id=?", (original_msg_id,))
+
+        self._tx(work)
+
+    def audit(self, operator: str, action: str, target: str, reason: str, detail: str | None = None) -> None:
+        def work(db: Any) -> None:
+            self._execute(db, "INSERT INTO audit(at, operator, action, target, reason, detail) VALUES (?,?,?,?,?,?)",
+                          (_now(), operator, action, target, reason, detail))
+
+        self._tx(work)
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._query("SELECT at, operator, action, target, reason, detail FROM audit ORDER BY id DESC LIMIT ?",
+                           (limit,))
 
     def events(self) -> list[dict[str, Any]]:
         return self._query(

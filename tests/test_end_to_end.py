@@ -208,3 +208,16 @@ def test_gateway_refuses_to_start_on_a_missing_registry(gateway_env: dict[str, s
     with pytest.raises(AssertionError, match="exited with 1"):
         g.start(rabbit, timeout=20)
     assert "GATEWAY_REGISTRY" in g.log_text()
+
+
+def test_event_with_a_content_encoding_is_delivered(rabbit: Rabbit, gateway: GatewayProcess) -> None:
+    """py-amqp hands such bodies over as text; the gateway must still see the bytes."""
+    import pika
+
+    _, good = good_events()[0]
+    rabbit.channel.basic_publish("kartlegging", "kartlegging.completed", json.dumps(good).encode(),
+                                 pika.BasicProperties(content_type="application/json", content_encoding="utf-8",
+                                                      delivery_mode=2, message_id=good["event_id"]))
+    for herid in expected_receivers(good):
+        assert len(rabbit.take(f"{herid}_async", 1)) == 1
+    assert gateway.proc is not None and gateway.proc.poll() is None
