@@ -23,6 +23,7 @@ from gateway.adresseregister import Register
 from gateway.bus import KARTLEGGING_QUEUE, Outgoing, Publisher, PublishFailed, melding_out, parked_out
 from gateway.kartlegging import event_id_of
 from gateway.logs import log
+from gateway.melding import Melding
 from gateway.pipeline import process
 from gateway.reasons import Parked, Reason
 from gateway.retry import backoff
@@ -96,10 +97,19 @@ class EventHandler:
         outcomes: list[EventOutcome] = []
         handled: list[Handled] = []
         outgoing: list[Outgoing] = []
+        resend: list[tuple[int, list[str]]] = []
         for delivery, event_id, s in zip(deliveries, ids, stored, strict=True):
             if s.status in ("sent", "not_shared"):
                 log.info("event.duplicate", event_ref=s.ref, event_id=event_id, status=s.status)
                 handled.append(Handled(s.ref, event_id, s.status, None, "duplicate: already " + s.status))
+                continue
+            if s.status == "routed" and s.attempts <= MAX_ATTEMPTS:
+                stored_meldinger = [stored_melding(row, event_id) for row in self.store.messages(s.ref)]
+                outgoing.extend(melding_out(m) for m in stored_meldinger)
+                resend.append((s.ref, [m.msg_id for m in stored_meldinger]))
+                handled.append(Handled(s.ref, event_id, "sent", None, "re-sent after a redelivery",
+                                       tuple(m.to_herid for m in stored_meldinger),
+                                       tuple(m.msg_id for m in stored_meldinger)))
                 continue
             outcome, result = self._decide(delivery, event_id, s.ref, s.attempts, now)
             outcomes.append(outcome)
@@ -113,7 +123,7 @@ class EventHandler:
             self.store.record_outcomes(outcomes)
         if outgoing:
             self.publisher.publish_batch(outgoing)
-        sent = [(o.ref, [m.msg_id for m in o.meldinger]) for o in outcomes if o.status == "routed"]
+        sent = [(o.ref, [m.msg_id for m in o.meldinger]) for o in outcomes if o.status == "routed"] + resend
         if sent:
             self.store.mark_sent_many(sent)
         for h in handled:
@@ -129,6 +139,13 @@ class EventHandler:
 
     def handle(self, body: bytes, amqp_message_id: str | None = None, content_type: str | None = None) -> Handled:
         return self.handle_batch([Delivery(body, amqp_message_id, content_type)])[0]
+
+
+def stored_melding(row: dict[str, Any], event_id: str | None) -> Melding:
+    """A message as the store kept it, to be sent again unchanged."""
+    return Melding(msg_id=row["msg_id"], event_id=event_id or "", msg_type=row["msg_type"],
+                   from_herid=row["from_herid"], to_herid=row["to_herid"], role=row["role"], why=row["why"],
+                   generated_at=row["created_at"], xml=bytes(row["xml"]))
 
 
 def _delivery(message: Message) -> Delivery:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from gateway.adresseregister import Register
 from gateway.bus import Publisher, melding_out
+from gateway.consumer import stored_melding
 from gateway.kartlegging import event_id_of, parse_event
-from gateway.melding import Melding
 from gateway.pipeline import build_melding
 from gateway.routing import route
 from gateway.store import Store
@@ -64,7 +64,8 @@ def execute(p: ReplayPlan, store: Store, publisher: Publisher, register: Registe
     message = store.message(p.target)
     assert message is not None
     if not p.new_conversation:
-        publisher.publish_batch([melding_out(_as_melding(message, store))])
+        event_row = store.event(str(message["event_ref"]))
+        publisher.publish_batch([melding_out(stored_melding(message, event_row["event_id"] if event_row else None))])
         store.add_resend(p.target, None, operator, reason)
         store.audit(operator, "replay-message", p.target, reason, p.action)
         return p.action
@@ -81,12 +82,3 @@ def execute(p: ReplayPlan, store: Store, publisher: Publisher, register: Registe
     store.add_resend(p.target, fresh, operator, reason)
     store.audit(operator, "replay-message-new-conversation", p.target, reason, f"new MsgId {fresh.msg_id}")
     return f"{p.action}: {fresh.msg_id}"
-
-
-def _as_melding(row: dict[str, object], store: Store) -> Melding:
-    event = store.event(str(row["event_ref"]))
-    return Melding(
-        msg_id=str(row["msg_id"]), event_id=str(event["event_id"]) if event else "", msg_type=str(row["msg_type"]),
-        from_herid=int(str(row["from_herid"])), to_herid=int(str(row["to_herid"])), role=str(row["role"]),
-        why=str(row["why"]), generated_at=str(row["created_at"]), xml=bytes(row["xml"]),  # type: ignore[arg-type]
-    )

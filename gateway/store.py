@@ -10,6 +10,7 @@ States: events go received → parked | routed → sent | not_shared; messages g
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -264,9 +265,21 @@ class SqlStore:
 
         self._tx(work)
 
+    def _connection(self) -> Any:
+        """The connection, opened again after a failure (a restarted database, a dropped link)."""
+        if self._db is None:
+            self._db = self._backend.connect()
+        return self._db
+
+    def _drop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._db.close()
+        self._db = None
+
     def _tx(self, work: Any) -> Any:
         with self._lock:
             try:
+                self._connection()
                 self._backend.begin(self._db)
                 try:
                     result = work(self._db)
@@ -276,13 +289,17 @@ class SqlStore:
                 self._db.execute("COMMIT")
                 return result
             except self._backend.errors as exc:
+                if self._backend.name != "sqlite":  # a locked SQLite file is no broken connection
+                    self._drop()
                 raise StoreUnavailable(str(exc)) from exc
 
     def _query(self, query: str, args: tuple[object, ...] = ()) -> list[dict[str, Any]]:
         with self._lock:
             try:
-                rows = self._execute(self._db, query, args).fetchall()
+                rows = self._execute(self._connection(), query, args).fetchall()
             except self._backend.errors as exc:
+                if self._backend.name != "sqlite":
+                    self._drop()
                 raise StoreUnavailable(str(exc)) from exc
         return [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in dict(r).items()} for r in rows]
 
@@ -309,6 +326,12 @@ class SqlStore:
                 if row["status"] in ("sent", "not_shared"):
                     self._transition(db, "event", row["id"], row["status"], None, "received again: duplicate")
                     return StoredEvent(row["id"], row["status"], row["attempts"])
+                if row["status"] == "routed":
+                    # Built and perhaps published before a crash: the stored messages go out again, byte
+                    # for byte, so a receiver sees an identical re-send, never a second version.
+                    self._execute(db, "UPDATE events SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
+                    self._transition(db, "event", row["id"], "routed", None, "delivered again: re-send")
+                    return StoredEvent(row["id"], "routed", row["attempts"] + 1)
                 why = ("replay of a parked event" if row["status"] == "parked"
                        else f"delivered again after '{row['status']}'")
                 # A parked event published again is a replay; any other state is a redelivery after a crash.
@@ -512,7 +535,7 @@ class SqlStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._drop()
 
 
 def open_store(url: str) -> Store:
