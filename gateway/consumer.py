@@ -248,6 +248,9 @@ class KartleggingConsumer(ConsumerMixin):
 
     def on_connection_revived(self) -> None:
         # Unacked messages of a lost connection are redelivered on the new one.
+        if self.batcher.pending or getattr(self, "_connected_once", False):
+            log.warning("broker.reconnected", dropped_unacked=len(self.batcher.pending))
+        self._connected_once = True
         self.batcher.pending.clear()
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:

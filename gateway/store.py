@@ -11,6 +11,7 @@ States: events go received → parked | routed → sent | not_shared; messages g
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import sqlite3
 import threading
@@ -89,7 +90,22 @@ MIGRATIONS: list[str] = [
         detail TEXT
     );
     """,
+    """
+    ALTER TABLE events ADD COLUMN dedupe_key TEXT;
+    UPDATE events SET dedupe_key = event_id WHERE event_id IS NOT NULL;
+    CREATE UNIQUE INDEX events_dedupe ON events(dedupe_key);
+    """,
 ]
+
+
+def dedupe_key(item: Incoming) -> str:
+    """What makes two deliveries the same event: its event_id; for a body too broken to have one, the
+    AMQP message_id, else the body's hash (so a redelivered broken event is not recorded twice)."""
+    if item.event_id:
+        return item.event_id
+    if item.amqp_message_id:
+        return f"amqp:{item.amqp_message_id}"
+    return "sha256:" + hashlib.sha256(item.body).hexdigest()
 
 
 def _now() -> str:
@@ -319,31 +335,32 @@ class SqlStore:
         return self._tx(work)
 
     def _record_one(self, db: Any, item: Incoming) -> StoredEvent:
-        if item.event_id is not None:
-            row = self._execute(db, "SELECT id, status, attempts FROM events WHERE event_id = ?",
-                                (item.event_id,)).fetchone()
-            if row is not None:
-                if row["status"] in ("sent", "not_shared"):
-                    self._transition(db, "event", row["id"], row["status"], None, "received again: duplicate")
-                    return StoredEvent(row["id"], row["status"], row["attempts"])
-                if row["status"] == "routed":
-                    # Built and perhaps published before a crash: the stored messages go out again, byte
-                    # for byte, so a receiver sees an identical re-send, never a second version.
-                    self._execute(db, "UPDATE events SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
-                    self._transition(db, "event", row["id"], "routed", None, "delivered again: re-send")
-                    return StoredEvent(row["id"], "routed", row["attempts"] + 1)
-                why = ("replay of a parked event" if row["status"] == "parked"
-                       else f"delivered again after '{row['status']}'")
-                # A parked event published again is a replay; any other state is a redelivery after a crash.
-                self._execute(db, "UPDATE events SET body = ?, status = 'received', attempts = attempts + 1 "
-                              "WHERE id = ?", (item.body, row["id"]))
-                self._transition(db, "event", row["id"], "received", None, why)
-                return StoredEvent(row["id"], "received", row["attempts"] + 1)
+        key = dedupe_key(item)
+        row = self._execute(db, "SELECT id, status, attempts FROM events WHERE dedupe_key = ?", (key,)).fetchone()
+        if row is not None:
+            if row["status"] in ("sent", "not_shared"):
+                self._transition(db, "event", row["id"], row["status"], None, "received again: duplicate")
+                return StoredEvent(row["id"], row["status"], row["attempts"])
+            if row["status"] == "routed":
+                # Built and perhaps published before a crash: the stored messages go out again, byte
+                # for byte, so a receiver sees an identical re-send, never a second version.
+                self._execute(db, "UPDATE events SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
+                self._transition(db, "event", row["id"], "routed", None, "delivered again: re-send")
+                return StoredEvent(row["id"], "routed", row["attempts"] + 1)
+            # A parked event published again is a replay and starts afresh; any other state is a
+            # redelivery after a crash, which counts towards MAX_ATTEMPTS.
+            replay = row["status"] == "parked"
+            attempts = 1 if replay else row["attempts"] + 1
+            self._execute(db, "UPDATE events SET body = ?, status = 'received', attempts = ? WHERE id = ?",
+                          (item.body, attempts, row["id"]))
+            self._transition(db, "event", row["id"], "received", None,
+                             "replay of a parked event" if replay else f"delivered again after '{row['status']}'")
+            return StoredEvent(row["id"], "received", attempts)
         row = self._execute(
             db,
-            "INSERT INTO events(event_id, amqp_message_id, received_at, body, status) VALUES (?,?,?,?,?) "
-            "RETURNING id",
-            (item.event_id, item.amqp_message_id, _now(), item.body, "received"),
+            "INSERT INTO events(event_id, dedupe_key, amqp_message_id, received_at, body, status) "
+            "VALUES (?,?,?,?,?,?) RETURNING id",
+            (item.event_id, key, item.amqp_message_id, _now(), item.body, "received"),
         ).fetchone()
         self._transition(db, "event", row["id"], "received")
         return StoredEvent(row["id"], "received", 1)

@@ -156,8 +156,26 @@ def gateway_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def gateway(gateway_env: dict[str, str], tmp_path: Path, rabbit: Rabbit) -> Iterator[GatewayProcess]:
-    g = GatewayProcess(gateway_env, tmp_path / "gateway.log")
+def spawn(tmp_path: Path) -> Iterator[Any]:
+    """Makes GatewayProcess objects and kills any still running when the test ends, pass or fail:
+    a stray gateway would consume the next test's events."""
+    made: list[GatewayProcess] = []
+
+    def make(env: dict[str, str], name: str = "gateway.log") -> GatewayProcess:
+        g = GatewayProcess(env, tmp_path / name)
+        made.append(g)
+        return g
+
+    yield make
+    for g in made:
+        if g.proc is not None and g.proc.poll() is None:
+            g.proc.kill()
+            g.proc.wait()
+
+
+@pytest.fixture
+def gateway(gateway_env: dict[str, str], rabbit: Rabbit, spawn: Any) -> Iterator[GatewayProcess]:
+    g = spawn(gateway_env)
     g.start(rabbit)
     yield g
     if g.proc is not None and g.proc.poll() is None:

@@ -202,9 +202,9 @@ def test_clean_shutdown_on_sigterm(rabbit: Rabbit, gateway: GatewayProcess) -> N
     assert '"gateway.stopped"' in gateway.log_text()
 
 
-def test_gateway_refuses_to_start_on_a_missing_registry(gateway_env: dict[str, str], tmp_path: Path,
+def test_gateway_refuses_to_start_on_a_missing_registry(gateway_env: dict[str, str], tmp_path: Path, spawn: Any,
                                                         rabbit: Rabbit) -> None:
-    g = GatewayProcess({**gateway_env, "GATEWAY_REGISTRY": str(tmp_path / "nope.json")}, tmp_path / "g.log")
+    g = spawn({**gateway_env, "GATEWAY_REGISTRY": str(tmp_path / "nope.json")}, "g.log")
     with pytest.raises(AssertionError, match="exited with 1"):
         g.start(rabbit, timeout=20)
     assert "GATEWAY_REGISTRY" in g.log_text()

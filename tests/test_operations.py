@@ -82,9 +82,9 @@ def test_apprecs_are_tracked_and_unknown_ones_parked(rabbit: Rabbit, gateway: Ga
 
 
 def test_messages_without_receipt_become_overdue_once(rabbit: Rabbit, gateway_env: dict[str, str],
-                                                      tmp_path: Path) -> None:
+                                                      tmp_path: Path, spawn: Any) -> None:
     env = {**gateway_env, "GATEWAY_APPREC_DEADLINE_HOURS": str(1 / 3600), "GATEWAY_OVERDUE_CHECK_SECONDS": "0.3"}
-    g = GatewayProcess(env, tmp_path / "g.log")
+    g = spawn(env, "g.log")
     g.start(rabbit)
     try:
         got = deliver_event(rabbit)
@@ -101,13 +101,13 @@ def test_messages_without_receipt_become_overdue_once(rabbit: Rabbit, gateway_en
 
 
 def test_replay_parked_event_after_the_registry_is_fixed(rabbit: Rabbit, gateway_env: dict[str, str],
-                                                        tmp_path: Path) -> None:
+                                                        tmp_path: Path, spawn: Any) -> None:
     register = json.loads((FIXTURES / "register.json").read_text(encoding="utf-8"))
     without = dict(register, parties=[p for p in register["parties"] if p["herid"] != 8100101])
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(without), encoding="utf-8")
     env = {**gateway_env, "GATEWAY_REGISTRY": str(broken), "GATEWAY_OPERATOR": "ops-kari"}
-    g = GatewayProcess(env, tmp_path / "g.log")
+    g = spawn(env, "g.log")
     g.start(rabbit)
     event = json.loads(EVENT.read_text(encoding="utf-8"))
     rabbit.publish_event(EVENT.read_bytes(), event["event_id"])
@@ -121,7 +121,7 @@ def test_replay_parked_event_after_the_registry_is_fixed(rabbit: Rabbit, gateway
     assert refused.returncode != 0 and "--reason" in refused.stderr
 
     fixed = {**env, "GATEWAY_REGISTRY": str(FIXTURES / "register.json")}
-    g2 = GatewayProcess(fixed, tmp_path / "g2.log")
+    g2 = spawn(fixed, "g2.log")
     g2.start(rabbit)
     try:
         done = cli(fixed, "replay", "--status", "parked", "--reason", "tildelingskontoret registrert")

@@ -61,13 +61,24 @@ def test_republished_parked_event_is_received_again(store: SqlStore) -> None:
     assert again.status == "received"
     statuses = [h["status"] for h in store.history("event", str(first.ref))]
     assert statuses == ["received", "parked", "received"]
-    assert again.attempts == 2
+    assert again.attempts == 1
 
 
-def test_events_without_id_are_all_kept(store: SqlStore) -> None:
-    store.record_event(b"not json", None, None)
-    store.record_event(b"not json", None, None)
-    assert len(store.events()) == 2
+def test_events_without_id_are_told_apart_by_message_id_or_body(store: SqlStore) -> None:
+    first = store.record_event(b"not json", None, None)
+    assert store.record_event(b"not json", None, None).ref == first.ref  # a redelivery, not a new event
+    assert store.record_event(b"not json either", None, None).ref != first.ref
+    assert store.record_event(b"not json", None, "m-1").ref != first.ref
+    assert store.record_event(b"not json", None, "m-1").ref == store.record_event(b"x", None, "m-1").ref
+    assert len(store.events()) == 3
+
+
+def test_redelivery_counts_attempts_but_a_replay_starts_afresh(store: SqlStore) -> None:
+    ref = store.record_event(b"{}", "e1", None).ref
+    assert store.record_event(b"{}", "e1", None).attempts == 2
+    assert store.record_event(b"{}", "e1", None).attempts == 3
+    store.park_event(ref, "ROUTING_UNKNOWN_KOMMUNE", "x")
+    assert store.record_event(b"{}", "e1", None).attempts == 1
 
 
 def test_rebuilt_message_keeps_its_msgid(store: SqlStore) -> None:
