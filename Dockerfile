@@ -10,6 +10,5 @@ RUN pip install --no-cache-dir .
 ENV GATEWAY_STORE_URL=sqlite:////data/gateway.sqlite3 \
     GATEWAY_SCHEMA_DIR=/app/schemas \
     GATEWAY_TEMPLATE_DIR=/app/templates
-VOLUME /data
 ENTRYPOINT ["gateway"]
 CMD ["run"]
