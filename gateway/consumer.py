@@ -169,16 +169,19 @@ class Batcher:
         self.on_handled = on_handled
         self.keepalive = keepalive
         self.pending: list[Message] = []
-        self.last_at = 0.0
+        self.first_at = 0.0
         self.should_stop = False
 
     def add(self, message: Message) -> None:
+        if not self.pending:
+            self.first_at = time.monotonic()
         self.pending.append(message)
-        self.last_at = time.monotonic()
 
     def due(self) -> bool:
+        """A full batch goes at once; a partial one when its oldest event has waited ``linger``, so a
+        steady trickle is never held back waiting for the queue to go quiet."""
         return bool(self.pending) and (len(self.pending) >= self.batch_size
-                                       or time.monotonic() - self.last_at >= self.linger)
+                                       or time.monotonic() - self.first_at >= self.linger)
 
     def _wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -231,7 +234,7 @@ class KartleggingConsumer(ConsumerMixin):
     """Runs until stopped; kombu's mixin reconnects after a broker restart."""
 
     def __init__(self, connection: Connection, handler: EventHandler, prefetch: int, *,
-                 batch_size: int | None = None, linger: float = 0.005,
+                 batch_size: int | None = None, linger: float = 0.01,
                  periodic: Sequence[tuple[float, Callable[[], None]]] = (),
                  extra_consumers: Callable[[Any, Any], list[Any]] | None = None) -> None:
         self.connection = connection
@@ -273,7 +276,7 @@ class KartleggingConsumer(ConsumerMixin):
         log.warning("broker.connection_error", error=str(exc), retry_in_s=interval)
 
     def run_forever(self) -> None:
-        self.run(safety_interval=self.batcher.linger)
+        self.run(safety_interval=self.batcher.linger / 2)
         if self.batcher.pending and not self.should_stop:
             self.batcher.flush()
 

@@ -27,8 +27,8 @@ SAMHANDLINGSPUNKT_TEXT = {
 }
 
 
-def template_dir() -> Path:
-    return Path(os.environ.get("GATEWAY_TEMPLATE_DIR") or Path(__file__).resolve().parent.parent / "templates")
+_DEFAULT_TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates")
+
 
 
 @lru_cache(maxsize=4)
@@ -59,9 +59,15 @@ def mandatory_block(event: Kartlegging) -> dict[str, str]:
     return block
 
 
+@lru_cache(maxsize=64)
+def _template(folder: str, samhandlingspunkt: int, receiver_role: str) -> jinja2.Template:
+    """Chosen and compiled once per process: templates are read at start, like the schemas."""
+    return _environment(folder).select_template(template_names(samhandlingspunkt, receiver_role))
+
+
 def render_note(event: Kartlegging, receiver_role: str) -> str:
-    template = _environment(str(template_dir())).select_template(
-        template_names(event.samhandlingspunkt, receiver_role))
+    template = _template(os.environ.get("GATEWAY_TEMPLATE_DIR") or _DEFAULT_TEMPLATES,
+                         event.samhandlingspunkt, receiver_role)
     text = template.render(
         e=event,
         receiver_role=receiver_role,

@@ -7,6 +7,6 @@ ensure_rabbitmq
 ensure_postgres
 cd "$ROOT"
 say "ruff check"
-"$VENV/bin/ruff" check gateway tests fixtures scripts
+"$VENV/bin/ruff" check gateway tests fixtures scripts bench
 say "pytest"
 exec "$VENV/bin/pytest" "$@"

@@ -129,8 +129,11 @@ def test_a_template_that_drops_the_mandatory_block_is_refused(tmp_path: Path,
         build_meldinger(BASE, route(BASE, REGISTER), NOW)
     assert info.value.code == Reason.TEMPLATE_INCOMPLETE
     assert "phone" in info.value.reason and "contact person" not in info.value.reason
-    (tmp_path / "notat.txt.j2").write_text((tmp_path / "notat.txt.j2").read_text() + "{{ e.sender.contact.phone }}\n",
-                                           encoding="utf-8")
+    fixed = tmp_path / "fixed"
+    fixed.mkdir()
+    (fixed / "notat.txt.j2").write_text((tmp_path / "notat.txt.j2").read_text() + "{{ e.sender.contact.phone }}\n",
+                                        encoding="utf-8")
+    monkeypatch.setenv("GATEWAY_TEMPLATE_DIR", str(fixed))
     assert len(build_meldinger(BASE, route(BASE, REGISTER), NOW)) == 3
 
 
