@@ -15,6 +15,7 @@ from typing import Literal
 
 from lxml import etree
 
+from gateway.msghead import element
 from gateway.validation import MSGHEAD_NS, MessageInvalid, parse_untrusted, validate_message
 
 APPREC_NS = {"1.0": "http://www.kith.no/xmlstds/apprec/2004-11-21", "1.1": "http://www.kith.no/xmlstds/apprec/2012-02-15"}
@@ -97,10 +98,7 @@ def parse_apprec(xml: bytes) -> AppRec:
 
 
 def _sub(parent: etree._Element, ns: str, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    el = etree.SubElement(parent, f"{{{ns}}}{tag}", attrs)
-    if text is not None:
-        el.text = text
-    return el
+    return element(parent, f"{{{ns}}}{tag}", text, **attrs)
 
 
 def _party(parent: etree._Element, ns: str, org: etree._Element) -> None:

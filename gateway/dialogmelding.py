@@ -12,7 +12,7 @@ from lxml import etree
 
 from gateway.adresseregister import Address
 from gateway.kartlegging import Kartlegging
-from gateway.msghead import msghead, serialize
+from gateway.msghead import element, msghead, serialize
 
 DIALOG_NS = "http://www.kith.no/xmlstds/dialog/2013-01-23"
 FK1_NS = "http://www.kith.no/xmlstds/felleskomponent1"
@@ -35,10 +35,7 @@ _F = f"{{{FK1_NS}}}"
 
 
 def _d(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    el = etree.SubElement(parent, _D + tag, attrs)
-    if text is not None:
-        el.text = text
-    return el
+    return element(parent, _D + tag, text, **attrs)
 
 
 def build_dialogmelding(

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 
 from gateway import fodselsnummer
@@ -122,11 +123,37 @@ class Kartlegging:
     consent: Consent
 
 
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
 @lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(CONTRACT_PATH.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+def _contract() -> dict[str, Any]:
+    return json.loads(CONTRACT_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    """jsonschema: the reference, and the one that explains an error (slow: ~300 µs an event)."""
+    cls = jsonschema.validators.validator_for(_contract())
+    cls.check_schema(_contract())
+    return cls(_contract(), format_checker=jsonschema.FormatChecker())
+
+
+@lru_cache(maxsize=1)
+def _fast_check() -> Any:
+    """fastjsonschema compiles the same contract to Python (~20 µs an event): the gate for valid events.
+    A test keeps the two validators in agreement."""
+    return fastjsonschema.compile(_contract(), formats={"uuid": UUID_PATTERN})
+
+
+def contract_errors(data: Any) -> str | None:
+    """The first contract violation, readable and free of patient data; None when the event is valid."""
+    try:
+        _fast_check()(data)
+        return None
+    except fastjsonschema.JsonSchemaException:
+        error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+        return _describe(error) if error is not None else "the event does not match the contract"
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -156,9 +183,9 @@ def parse_event(body: bytes) -> Kartlegging:
     schema = data.get("schema")
     if isinstance(schema, str) and schema != SCHEMA_ID:
         raise Parked(Reason.UNSUPPORTED_SCHEMA, f"schema {schema[:60]!r} is not supported; expected {SCHEMA_ID!r}")
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
-    if error is not None:
-        raise Parked(Reason.SCHEMA, _describe(error))
+    problem = contract_errors(data)
+    if problem is not None:
+        raise Parked(Reason.SCHEMA, problem)
     try:
         event = _to_event(data)
     except ValueError as exc:

@@ -24,11 +24,16 @@ PERSON_ID_TEXT = {"FNR": "Fødselsnummer", "DNR": "D-nummer", "HER": "HER-id", "
 _M = f"{{{MSGHEAD_NS}}}"
 
 
-def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    el = etree.SubElement(parent, _M + tag, attrs)
+def element(parent: etree._Element, qname: str, text: str | None = None, **attrs: str) -> etree._Element:
+    """A child element with optional text: the one helper every XML builder here uses."""
+    el = etree.SubElement(parent, qname, attrs)
     if text is not None:
         el.text = text
     return el
+
+
+def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    return element(parent, _M + tag, text, **attrs)
 
 
 def _ident(parent: etree._Element, id_: str, v: str, dn: str, s: str) -> None:

@@ -26,7 +26,7 @@ from lxml import etree
 
 from gateway.adresseregister import Address
 from gateway.kartlegging import Kartlegging
-from gateway.msghead import OID_ORG_ID, msghead, serialize
+from gateway.msghead import OID_ORG_ID, element, msghead, serialize
 
 P5_NS = "http://www.kith.no/xmlstds/po/HelseopplysningerVedSoknad/2012-04-01"
 PO_NS = "http://www.kith.no/xmlstds/po/poKomponent/2012-04-01"
@@ -42,13 +42,6 @@ GENERELT_JOURNALNOTAT_TYPE = "2.16.578.1.12.4.1.6.13.11009.0"  # fixed by EPJ-jo
 _PO, _FK1, _EPJ2, _M1 = (f"{{{ns}}}" for ns in (PO_NS, FK1_NS, EPJ2_NS, M1_NS))
 
 
-def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    el = etree.SubElement(parent, tag, attrs)
-    if text is not None:
-        el.text = text
-    return el
-
-
 def build_helseopplysninger(
     event: Kartlegging, sender: Address, receiver: Address, receiver_role: str, msg_id: str,
     generated_at: datetime, note_text: str,
@@ -59,51 +52,51 @@ def build_helseopplysninger(
     )
     doc = etree.SubElement(content, f"{{{P5_NS}}}HelseopplysningerVedSoknad",
                            nsmap={"p5": P5_NS, None: PO_NS, "fk1": FK1_NS, "epj2": EPJ2_NS, "m1": M1_NS})
-    _el(_el(doc, _PO + "InformasjonOmForsendelsen"), _PO + "Forsendelsesstatus", V="N", DN="Ny")
+    element(element(doc, _PO + "InformasjonOmForsendelsen"), _PO + "Forsendelsesstatus", V="N", DN="Ny")
 
     contact = event.sender.contact
-    enhet = _el(doc, _PO + "TilknyttetEnhet")
-    kontaktenhet = _el(enhet, _PO + "Kontaktenhet")
-    _el(kontaktenhet, _FK1 + "OrganisationName", event.sender.name)
-    ident = _el(kontaktenhet, _FK1 + "Ident")
-    _el(ident, _FK1 + "Id", str(event.sender.herid))
-    _el(ident, _FK1 + "TypeId", V="HER", DN="HER-id", S=OID_ORG_ID)
-    _el(_el(kontaktenhet, _FK1 + "TeleCom"), _FK1 + "TeleAddress", V="tel:" + "".join(contact.phone.split()))
-    _el(enhet, _PO + "Merknad", f"Kontaktperson: {contact.name} ({contact.role}), telefon {contact.phone}")
+    enhet = element(doc, _PO + "TilknyttetEnhet")
+    kontaktenhet = element(enhet, _PO + "Kontaktenhet")
+    element(kontaktenhet, _FK1 + "OrganisationName", event.sender.name)
+    ident = element(kontaktenhet, _FK1 + "Ident")
+    element(ident, _FK1 + "Id", str(event.sender.herid))
+    element(ident, _FK1 + "TypeId", V="HER", DN="HER-id", S=OID_ORG_ID)
+    element(element(kontaktenhet, _FK1 + "TeleCom"), _FK1 + "TeleAddress", V="tel:" + "".join(contact.phone.split()))
+    element(enhet, _PO + "Merknad", f"Kontaktperson: {contact.name} ({contact.role}), telefon {contact.phone}")
 
-    innhold = _el(doc, _PO + "TypeInnholdIMelding")
-    _el(innhold, _PO + "TypeInnhold", V="2", DN="Oppdaterte opplysninger", S=OID_TYPE_INNHOLD)
+    innhold = element(doc, _PO + "TypeInnholdIMelding")
+    element(innhold, _PO + "TypeInnhold", V="2", DN="Oppdaterte opplysninger", S=OID_TYPE_INNHOLD)
     code = f" ({event.assessment.procedure_code})" if event.assessment.procedure_code else ""
-    _el(innhold, _PO + "Merknad",
+    element(innhold, _PO + "Merknad",
         f"Resultat av behovskartlegging{code}, samhandlingspunkt {event.samhandlingspunkt}, Pakkeforløp hjem")
 
-    hendelse = _el(_el(doc, _PO + "OpplysningOpphold"), _PO + "TidsfestetHendelse")
-    _el(hendelse, _PO + "BeskrivelseAvHendelse", f"Behovskartlegging gjennomført{code}")
-    _el(hendelse, _PO + "TidspunktForHendelse", V=event.assessment.performed_on.isoformat())
-    _el(hendelse, _PO + "Anslag", "false")
+    hendelse = element(element(doc, _PO + "OpplysningOpphold"), _PO + "TidsfestetHendelse")
+    element(hendelse, _PO + "BeskrivelseAvHendelse", f"Behovskartlegging gjennomført{code}")
+    element(hendelse, _PO + "TidspunktForHendelse", V=event.assessment.performed_on.isoformat())
+    element(hendelse, _PO + "Anslag", "false")
 
-    diagnose = _el(_el(doc, _PO + "InfoMedisinskDiagnose"), _PO + "MedisinskDiagnose")
-    _el(diagnose, _PO + "Hoveddiagnose", "true")
-    _el(diagnose, _PO + "Diagnosekode", V=event.diagnosis.icd10, DN=event.diagnosis.text, S=OID_ICD10)
-    _el(diagnose, _PO + "DiagnoseBeskrivelse",
+    diagnose = element(element(doc, _PO + "InfoMedisinskDiagnose"), _PO + "MedisinskDiagnose")
+    element(diagnose, _PO + "Hoveddiagnose", "true")
+    element(diagnose, _PO + "Diagnosekode", V=event.diagnosis.icd10, DN=event.diagnosis.text, S=OID_ICD10)
+    element(diagnose, _PO + "DiagnoseBeskrivelse",
         f"{event.diagnosis.text}, diagnostisert {event.diagnosis.diagnosed_on.strftime('%d.%m.%Y')}")
 
-    notat = etree.SubElement(_el(doc, _PO + "MedisinskfagligeOpplysninger"), _EPJ2 + "GenereltJournalnotat", {
+    notat = etree.SubElement(element(doc, _PO + "MedisinskfagligeOpplysninger"), _EPJ2 + "GenereltJournalnotat", {
         _M1 + "basiskomponenttype": "EPJ dokument", _M1 + "komponenttype": GENERELT_JOURNALNOTAT_TYPE,
         _M1 + "informasjonskategori": "Andre notater", "komponentID": str(uuid.uuid5(uuid.UUID(msg_id), "notat")),
     })
-    status = _el(notat, _EPJ2 + "Journaltekst")
-    _el(status, _EPJ2 + "Overskriftskode", V="1", DN="Pasientens status", S=OID_OVERSKRIFT)
-    _el(status, _EPJ2 + "Notat", note_text)
+    status = element(notat, _EPJ2 + "Journaltekst")
+    element(status, _EPJ2 + "Overskriftskode", V="1", DN="Pasientens status", S=OID_OVERSKRIFT)
+    element(status, _EPJ2 + "Notat", note_text)
     if event.assessment.follow_up:
-        forlop = _el(notat, _EPJ2 + "Journaltekst")
-        _el(forlop, _EPJ2 + "Overskriftskode", V="2", DN="Antatt forløp", S=OID_OVERSKRIFT)
-        _el(forlop, _EPJ2 + "Notat", event.assessment.follow_up)
+        forlop = element(notat, _EPJ2 + "Journaltekst")
+        element(forlop, _EPJ2 + "Overskriftskode", V="2", DN="Antatt forløp", S=OID_OVERSKRIFT)
+        element(forlop, _EPJ2 + "Notat", event.assessment.follow_up)
 
     for topic in event.assessment.topics:
         if topic.need:
-            behov = _el(doc, _PO + "TjenesteBehov")
-            _el(behov, _PO + "BetegnelseTjeneste", topic.label)
+            behov = element(doc, _PO + "TjenesteBehov")
+            element(behov, _PO + "BetegnelseTjeneste", topic.label)
             if topic.note:
-                _el(behov, _PO + "BeskrivelseAvTjeneste", topic.note)
+                element(behov, _PO + "BeskrivelseAvTjeneste", topic.note)
     return serialize(root)

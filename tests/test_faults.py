@@ -77,26 +77,17 @@ def wait_until_settled(rabbit: Rabbit, statuses: Any, events: list[tuple[str | N
     raise AssertionError("the gateway did not settle in time")
 
 
-def drain(rabbit: Rabbit, queue: str) -> list[Any]:
+def drain(rabbit: Rabbit, queue: str, *, keep: bool = False) -> list[Any]:
+    """Everything on a queue; with ``keep`` the messages go back afterwards (a peek)."""
     rabbit.channel.queue_declare(queue, durable=True)
     got = []
     while True:
-        method, props, body = rabbit.channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return got
-        got.append((props, body))
-
-
-def peek(rabbit: Rabbit, queue: str) -> list[Any]:
-    """Read a queue without consuming it (the messages go back)."""
-    rabbit.channel.queue_declare(queue, durable=True)
-    got = []
-    while True:
-        method, props, body = rabbit.channel.basic_get(queue, auto_ack=False)
+        method, props, body = rabbit.channel.basic_get(queue, auto_ack=not keep)
         if method is None:
             break
         got.append((props, body))
-    rabbit.channel.basic_recover(requeue=True)
+    if keep:
+        rabbit.channel.basic_recover(requeue=True)
     return got
 
 
@@ -206,7 +197,7 @@ def test_store_unavailable_for_a_while(rabbit: Rabbit, gateway_env: dict[str, st
             # nothing could be recorded, so nothing was delivered or acked: no receiver got a message
             # of the second wave, and the gateway is still alive, waiting
             second_ids = {i for i, _ in second}
-            leaked = [p.correlation_id for h in fixture_herids() for p, _ in peek(rabbit, f"{h}_async")
+            leaked = [p.correlation_id for h in fixture_herids() for p, _ in drain(rabbit, f"{h}_async", keep=True)
                       if p.correlation_id in second_ids]
             assert leaked == []
             assert g.proc is not None and g.proc.poll() is None, "the gateway waits, it does not die"
