@@ -137,9 +137,6 @@ class EventHandler:
                 log.info("event.not_shared", event_ref=h.event_ref, event_id=h.event_id, why=h.reason)
         return handled
 
-    def handle(self, body: bytes, amqp_message_id: str | None = None, content_type: str | None = None) -> Handled:
-        return self.handle_batch([Delivery(body, amqp_message_id, content_type)])[0]
-
 
 def stored_melding(row: dict[str, Any], event_id: str | None) -> Melding:
     """A message as the store kept it, to be sent again unchanged."""
