@@ -101,8 +101,11 @@ class MemoryRegister:
                        if p.parent_herid == kommune.herid and p.kind == "service" and p.service_type == service_type),
                       key=lambda p: p.herid)
 
+    def assignments_for(self, fnr: str) -> list[GpAssignment]:
+        return self.assignments.get(fnr, [])
+
     def fastlege(self, fnr: str, on: date) -> GpAssignment | None:
-        valid = [a for a in self.assignments.get(fnr, ())
+        valid = [a for a in self.assignments_for(fnr)
                  if a.valid_from <= on and (a.valid_to is None or on <= a.valid_to)]
         # A substitute period overrides the regular GP for its duration.
         valid.sort(key=lambda a: (a.relation != "vikar", -a.valid_from.toordinal()))

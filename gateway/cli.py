@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+from datetime import date
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -16,14 +17,15 @@ import click
 from kombu import Connection
 
 from gateway import __version__
-from gateway.adresseregister import Register, RegisterError, load_register
+from gateway.adresseregister import Party, Register, RegisterError, address_of, load_register
 from gateway.bus import PARKED_QUEUE, Publisher, declare_topology, queue_depth
 from gateway.config import DEFAULTS, REPO_ROOT, Settings
 from gateway.consumer import EventHandler, Handled, KartleggingConsumer, drain_until_idle
 from gateway.kartlegging import event_id_of
 from gateway.logs import configure, log
+from gateway.registerlager import StoreRegister, import_gp_register, import_parties
 from gateway.replay import ReplayError, execute, plan
-from gateway.store import Store, StoreUnavailable, open_store
+from gateway.store import SqlStore, Store, StoreUnavailable, open_store
 from gateway.tracking import AppRecTracker, apprec_queue
 from gateway.validation import MessageInvalid, validate_message
 
@@ -38,6 +40,15 @@ def _settings() -> Settings:
 
 
 def _register(settings: Settings) -> Register:
+    if str(settings.registry_path) == "store":
+        store = open_store(settings.store_url)
+        if not isinstance(store, SqlStore):
+            raise click.ClickException("GATEWAY_REGISTRY=store needs a SQL store")
+        register = StoreRegister(store)
+        if not register.parties:
+            raise click.ClickException("GATEWAY_REGISTRY=store, but the store holds no registry: "
+                                       "run 'gateway registry import --parties FILE.json' first")
+        return register
     try:
         return load_register(settings.registry_path)
     except FileNotFoundError as exc:
@@ -354,6 +365,97 @@ def replay(key: str | None, status: str | None, reason_code: str | None, since: 
 def audit(limit: int, as_json: bool) -> None:
     """The operators' audit trail: who replayed what, when and why (newest first)."""
     _emit(_store().audit_log(limit), ["at", "operator", "action", "target", "reason", "detail"], as_json)
+
+
+@main.group()
+def registry() -> None:
+    """The contact-point registry in the store (used when GATEWAY_REGISTRY=store)."""
+
+
+@registry.command("import")
+@click.option("--parties", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Registry JSON file (parties; the format of GATEWAY_REGISTRY).")
+@click.option("--gp", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="GP register CSV: fnr,gp_herid,valid_from,valid_to,relation.")
+def registry_import(parties: Path | None, gp: Path | None) -> None:
+    """Replace the registry in the store, atomically; a broken file changes nothing and names its line."""
+    if parties is None and gp is None:
+        raise click.UsageError("give --parties, --gp or both")
+    store = _store()
+    assert isinstance(store, SqlStore)
+    try:
+        if parties is not None:
+            click.echo(f"parties: {import_parties(store, parties)} imported from {parties}")
+        if gp is not None:
+            with gp.open("rb") as f:
+                sample = f.read(65536)
+            estimate = int(gp.stat().st_size * sample.count(b"\n") / max(1, len(sample)))
+            with click.progressbar(length=estimate, label="GP register", file=sys.stderr, show_pos=True) as bar:
+                count = import_gp_register(store, gp, progress=bar.update)
+                bar.update(estimate)
+            click.echo(f"GP register: {count} rows imported from {gp}")
+    except RegisterError as exc:
+        raise click.ClickException(f"nothing was changed: {exc}") from exc
+
+
+def _register_from_store() -> StoreRegister:
+    store = _store()
+    assert isinstance(store, SqlStore)
+    return StoreRegister(store)
+
+
+def _party_line(p: Party) -> str:
+    extra = ", ".join(filter(None, (p.service_type, p.kommunenummer and f"kommune {p.kommunenummer}",
+                                    "formats " + "/".join(p.formats) if p.formats else None,
+                                    None if p.active else "INACTIVE")))
+    return f"{p.herid:<9} {p.kind:<12} {p.name}" + (f"  ({extra})" if extra else "")
+
+
+@registry.command("show")
+@click.argument("herid", type=int)
+def registry_show(herid: int) -> None:
+    """One communication party, its address and what lies under it."""
+    register = _register_from_store()
+    party = register.party(herid)
+    if party is None:
+        raise click.ClickException(f"HER-id {herid} is not in the registry")
+    click.echo(_party_line(party))
+    address = address_of(register, herid)
+    if address is not None:
+        click.echo(f"address: {address.organisation.name} ({address.organisation.herid})"
+                   + (f" / {address.unit.name} ({address.unit.herid})" if address.unit else ""))
+    for child in sorted((p for p in register.parties.values() if p.parent_herid == herid), key=lambda p: p.herid):
+        click.echo("  " + _party_line(child))
+
+
+@registry.command("kommune")
+@click.argument("kommunenummer")
+def registry_kommune(kommunenummer: str) -> None:
+    """A kommune and its services (forvaltningsenhet, koordinerende enhet, kreftkoordinator, …)."""
+    register = _register_from_store()
+    kommune = register.kommune(kommunenummer)
+    if kommune is None:
+        raise click.ClickException(f"kommune {kommunenummer} is not in the registry")
+    click.echo(_party_line(kommune))
+    for child in sorted((p for p in register.parties.values() if p.parent_herid == kommune.herid),
+                        key=lambda p: p.herid):
+        click.echo("  " + _party_line(child))
+
+
+@registry.command("gp")
+@click.argument("fnr")
+def registry_gp(fnr: str) -> None:
+    """A patient's GP periods (the number is never logged)."""
+    register = _register_from_store()
+    rows = register.assignments_for(fnr)
+    if not rows:
+        raise click.ClickException("no GP register entry for that number")
+    today = date.today()
+    for a in sorted(rows, key=lambda a: a.valid_from):
+        gp = register.party(a.gp_herid)
+        now = " (valid today)" if a.valid_from <= today and (a.valid_to is None or today <= a.valid_to) else ""
+        click.echo(f"{a.relation:<9} {a.gp_herid:<9} {gp.name if gp else '?':<22} {a.valid_from} – "
+                   f"{a.valid_to or ''}{now}")
 
 
 if __name__ == "__main__":
