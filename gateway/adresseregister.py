@@ -33,6 +33,7 @@ SERVICE_TYPES: dict[str, str] = {
     "koordinerende_enhet": "Koordinerende enhet",
     "kreftkoordinator": "Kreftkoordinator",
     "saksbehandling": "Saksbehandling",
+    "nav": "NAV-kontor (not a health service: only with the patient's consent)",
 }
 
 

@@ -21,10 +21,13 @@ from gateway.adresseregister import Party, Register, RegisterError, address_of, 
 from gateway.bus import PARKED_QUEUE, Publisher, declare_topology, queue_depth
 from gateway.config import DEFAULTS, REPO_ROOT, Settings
 from gateway.consumer import EventHandler, Handled, KartleggingConsumer, drain_until_idle
-from gateway.kartlegging import event_id_of
+from gateway.kartlegging import event_id_of, parse_event
 from gateway.logs import configure, log
+from gateway.reasons import Parked
 from gateway.registerlager import StoreRegister, import_gp_register, import_parties
 from gateway.replay import ReplayError, execute, plan
+from gateway.routing import route
+from gateway.rutingregler import RuleError, RuleSet, default_rules
 from gateway.store import SqlStore, Store, StoreUnavailable, open_store
 from gateway.tracking import AppRecTracker, apprec_queue
 from gateway.validation import MessageInvalid, validate_message
@@ -71,9 +74,10 @@ def run() -> None:
     settings = _settings()
     configure(settings.log_format)
     register = _register(settings)
+    rules = _rules()
     store = open_store(settings.store_url)
     publisher = Publisher(settings.broker_url)
-    handler = EventHandler(register, store, publisher)
+    handler = EventHandler(register, store, publisher, rules=rules)
     tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
     receipts = apprec_queue(settings.own_herid)
     with Connection(settings.broker_url, heartbeat=30) as connection:
@@ -97,6 +101,13 @@ def run() -> None:
     publisher.close()
     store.close()
     log.info("gateway.stopped")
+
+
+def _rules() -> RuleSet:
+    try:
+        return default_rules()
+    except RuleError as exc:
+        raise click.ClickException(f"the routing rules are broken; refusing to route wrongly: {exc}") from exc
 
 
 @main.command()
@@ -365,6 +376,55 @@ def replay(key: str | None, status: str | None, reason_code: str | None, since: 
 def audit(limit: int, as_json: bool) -> None:
     """The operators' audit trail: who replayed what, when and why (newest first)."""
     _emit(_store().audit_log(limit), ["at", "operator", "action", "target", "reason", "detail"], as_json)
+
+
+@main.group("route")
+def routing_group() -> None:
+    """The routing rules in routes/ (GATEWAY_ROUTES)."""
+
+
+@routing_group.command("explain")
+@click.argument("event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def route_explain(event_file: Path, as_json: bool) -> None:
+    """Who would receive EVENT_FILE and why (the rule and fallback step), and every candidate skipped.
+    Sends nothing."""
+    settings = _settings()
+    register = _register(settings)
+    rules = _rules()
+    try:
+        store = open_store(settings.store_url)
+        earlier = store.earlier_hospital
+    except (ValueError, StoreUnavailable):
+        earlier = None
+    try:
+        event = parse_event(event_file.read_bytes())
+        chosen = route(event, register, rules, earlier)
+    except Parked as parked:
+        if as_json:
+            click.echo(json.dumps({"parked": str(parked.code), "reason": parked.reason}, ensure_ascii=False))
+        else:
+            click.echo(f"would be PARKED {parked.code}: {parked.reason}")
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps({
+            "rule": chosen.rule, "why_none": chosen.why_none,
+            "receivers": [{"role": m.role, "herid": m.herid, "format": m.format, "why": m.why}
+                          for m in chosen.receivers],
+            "skipped": [{"role": s.role, "target": s.target, "herid": s.herid, "why": s.why} for s in chosen.skipped],
+        }, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"event {event.event_id}: samhandlingspunkt {event.samhandlingspunkt}, kommune "
+               f"{event.patient.kommunenummer}, sender {event.sender.herid}")
+    if chosen.why_none:
+        click.echo(f"no receivers: {chosen.why_none}")
+    if chosen.rule:
+        click.echo(f"rule: {chosen.rule}")
+    for m in chosen.receivers:
+        party = m.address.unit or m.address.organisation
+        click.echo(f"  → {m.role:<15} {m.herid:<9} {party.name}  [{m.format}]\n      {m.why}")
+    for skip in chosen.skipped:
+        click.echo(f"  skipped {skip.role}/{skip.target} {skip.herid or ''}: {skip.why}")
 
 
 @main.group()

@@ -27,7 +27,8 @@ from gateway.melding import Melding
 from gateway.pipeline import process
 from gateway.reasons import Parked, Reason
 from gateway.retry import backoff
-from gateway.store import EventOutcome, Incoming, Store, StoreUnavailable
+from gateway.rutingregler import RuleSet
+from gateway.store import EventOutcome, Incoming, Store, StoreUnavailable, patient_key
 
 # An event delivered this many times without reaching an end state is parked: something
 # about it keeps failing (a receiver queue that refuses it, a crash it causes).
@@ -56,8 +57,10 @@ class Handled:
 
 class EventHandler:
     def __init__(self, register: Register, store: Store, publisher: Publisher,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC).astimezone()) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC).astimezone(),
+                 rules: RuleSet | None = None) -> None:
         self.register = register
+        self.rules = rules
         self.store = store
         self.publisher = publisher
         self.clock = clock
@@ -71,7 +74,7 @@ class EventHandler:
         if attempts > MAX_ATTEMPTS:
             return parked(Reason.RETRIES_EXHAUSTED, f"delivered {attempts} times without reaching an end state")
         try:
-            outcome = process(delivery.body, self.register, now)
+            outcome = process(delivery.body, self.register, now, self.rules, self.store.earlier_hospital)
         except Parked as exc:
             return parked(exc.code, exc.reason)
         except Exception as exc:  # a bug must park the event, not stop the consumer
@@ -80,10 +83,11 @@ class EventHandler:
         event = outcome.event
         if not outcome.meldinger:
             why = outcome.route.why_none or "no receivers"
-            return (EventOutcome(ref, "not_shared", None, why, event.samhandlingspunkt, event.patient.kommunenummer),
+            return (EventOutcome(ref, "not_shared", None, why, event.samhandlingspunkt, event.patient.kommunenummer,
+                                 (), patient_key(event.patient.fnr), event.sender.herid),
                     Handled(ref, event_id, "not_shared", None, why))
         return (EventOutcome(ref, "routed", None, None, event.samhandlingspunkt, event.patient.kommunenummer,
-                             outcome.meldinger),
+                             outcome.meldinger, patient_key(event.patient.fnr), event.sender.herid),
                 Handled(ref, event_id, "sent", None, None, tuple(m.to_herid for m in outcome.meldinger),
                         tuple(m.msg_id for m in outcome.meldinger)))
 

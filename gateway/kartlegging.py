@@ -121,6 +121,7 @@ class Kartlegging:
     diagnosis: Diagnosis
     assessment: Assessment
     consent: Consent
+    hospital_contact_herid: int | None = None
 
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -231,4 +232,5 @@ def _to_event(d: dict[str, Any]) -> Kartlegging:
             follow_up=a.get("follow_up"),
         ),
         consent=Consent(c["objects_to_sharing"], c["share_with_nav"]),
+        hospital_contact_herid=d.get("hospital_contact_herid"),
     )

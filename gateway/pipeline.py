@@ -15,7 +15,8 @@ from gateway.kartlegging import Kartlegging, parse_event
 from gateway.melding import Melding, msg_id_for
 from gateway.notat import render_note
 from gateway.reasons import Parked, Reason
-from gateway.routing import Mottaker, Route, route
+from gateway.routing import EarlierHospital, Mottaker, Route, route
+from gateway.rutingregler import RuleSet
 from gateway.validation import MessageInvalid, validate_message
 
 
@@ -54,7 +55,8 @@ def build_meldinger(event: Kartlegging, chosen: Route, now: datetime) -> tuple[M
     return tuple(build_melding(event, chosen, m, msg_id_for(event.event_id, m.herid), now) for m in chosen.receivers)
 
 
-def process(body: bytes, register: Register, now: datetime) -> Outcome:
+def process(body: bytes, register: Register, now: datetime, rules: RuleSet | None = None,
+            earlier_hospital: EarlierHospital | None = None) -> Outcome:
     event = parse_event(body)
-    chosen = route(event, register)
+    chosen = route(event, register, rules, earlier_hospital)
     return Outcome(event, chosen, build_meldinger(event, chosen, now))

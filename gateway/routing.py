@@ -1,30 +1,28 @@
-"""Who receives the result of a kartlegging, and in which message format.
+"""Who receives the result of a kartlegging, and in which message format: the routing rules in
+``routes/`` (gateway.rutingregler) applied to the registry.
 
-The route is fixed for now (rules as data come later, behind this same function):
-at samhandlingspunkt 1 and 2 the hospital's result goes to the kommune's
-forvaltningsenhet/tildelingsenhet and to the patient's fastlege, and a PLO copy to the
-kommune's saksbehandling service where it has one; at 3–5 the kommune's result goes to the
-fastlege. When the patient objects to sharing, nobody gets a copy.
-
-A receiver gets the first format of the role's preference that the registry says it accepts.
+The first rule that matches the event (a kommune's own rules before the defaults) names the
+receivers; each receiver is found by walking its fallback chain, and gets the first format of the
+rule's preference that the registry says it accepts. Every step that did not find anybody is kept
+with its reason, so ``gateway route explain`` can show why a message went where it went.
+When the patient objects to sharing, nobody gets a copy; a non-health receiver (NAV) gets one only
+with the patient's consent.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from gateway.adresseregister import Address, Party, Register, address_of
 from gateway.kartlegging import Kartlegging
 from gateway.reasons import Parked, Reason
+from gateway.rutingregler import NON_HEALTH, ReceiverRule, Rule, RuleSet, default_rules
 
 DIALOGMELDING = "dialogmelding-1.1"
 PLO = "plo-1.6"
-# Formats a role prefers, best first.
-PREFERENCES: dict[str, tuple[str, ...]] = {
-    "forvaltningsenhet": (DIALOGMELDING, PLO),
-    "saksbehandling": (PLO,),
-    "fastlege": (DIALOGMELDING,),
-}
+
+EarlierHospital = Callable[[str], int | None]
 
 
 @dataclass(frozen=True)
@@ -42,49 +40,38 @@ class Mottaker:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A candidate that was looked for and not used, and why."""
+
+    role: str
+    target: str
+    herid: int | None
+    why: str
+
+
+@dataclass(frozen=True)
 class Route:
     sender: Address
     receivers: tuple[Mottaker, ...]
     why_none: str | None = None
+    rule: str | None = None
+    skipped: tuple[Skipped, ...] = ()
 
 
-def _forvaltningsenhet(event: Kartlegging, register: Register) -> Mottaker:
+def _kommune_service(event: Kartlegging, register: Register, target: str,
+                     skipped: list[Skipped], role: str) -> Party | None:
     kommunenummer = event.patient.kommunenummer
-    kommune = register.kommune(kommunenummer)
-    if kommune is None:
-        raise Parked(Reason.UNKNOWN_KOMMUNE, f"kommune {kommunenummer} is not in the contact-point registry")
-    services = [s for s in register.kommune_services(kommunenummer, "forvaltningsenhet") if s.active]
+    if register.kommune(kommunenummer) is None:
+        skipped.append(Skipped(role, target, None, f"kommune {kommunenummer} is not in the registry"))
+        return None
+    services = register.kommune_services(kommunenummer, target)
+    for service in services:
+        if service.active:
+            return service
+        skipped.append(Skipped(role, target, service.herid, "inactive in the registry"))
     if not services:
-        raise Parked(
-            Reason.NO_KOMMUNE_CONTACT_POINT,
-            f"kommune {kommunenummer} has no active forvaltningsenhet/tildelingsenhet in the registry",
-        )
-    service = services[0]
-    address = address_of(register, service.herid)
-    if address is None:
-        raise Parked(Reason.NO_KOMMUNE_CONTACT_POINT, f"service {service.herid} has no parent organisation")
-    return _with_format(Mottaker("forvaltningsenhet", address, f"SP{event.samhandlingspunkt}: kommune "
-                                 f"{kommunenummer} forvaltningsenhet {service.herid}"))
-
-
-def _with_format(m: Mottaker) -> Mottaker:
-    party = m.address.unit or m.address.organisation
-    for wanted in PREFERENCES[m.role]:
-        if wanted in party.formats:
-            return replace(m, format=wanted, why=f"{m.why}; {wanted}")
-    raise Parked(Reason.NO_ACCEPTED_FORMAT, f"{m.role} {party.herid} accepts none of "
-                 f"{', '.join(PREFERENCES[m.role])} (registry: {', '.join(party.formats) or 'nothing'})")
-
-
-def _saksbehandling(event: Kartlegging, register: Register) -> list[Mottaker]:
-    """The optional PLO copy: only a kommune with an active saksbehandling service that reads PLO."""
-    kommunenummer = event.patient.kommunenummer
-    for service in register.kommune_services(kommunenummer, "saksbehandling"):
-        address = address_of(register, service.herid)
-        if service.active and PLO in service.formats and address is not None:
-            return [Mottaker("saksbehandling", address, f"SP{event.samhandlingspunkt}: kommune {kommunenummer} "
-                             f"saksbehandling {service.herid}; {PLO}", PLO)]
-    return []
+        skipped.append(Skipped(role, target, None, f"kommune {kommunenummer} has no {target} in the registry"))
+    return None
 
 
 def _active_person(register: Register, herid: int) -> Party | None:
@@ -92,34 +79,111 @@ def _active_person(register: Register, herid: int) -> Party | None:
     return party if party is not None and party.kind == "person" and party.active else None
 
 
-def _fastlege(event: Kartlegging, register: Register) -> Mottaker:
-    on = event.assessment.performed_on
+def _fastlege(event: Kartlegging, register: Register, skipped: list[Skipped], role: str) -> tuple[Party, str] | None:
     named = event.patient.fastlege_herid
-    if named is not None and _active_person(register, named) is not None:
-        herid, why = named, f"fastlege {named} named in the event"
-    else:
-        assignment = register.fastlege(event.patient.fnr, on)
-        if assignment is None or _active_person(register, assignment.gp_herid) is None:
-            raise Parked(Reason.NO_FASTLEGE, f"no active fastlege registered for the patient on {on.isoformat()}")
-        herid = assignment.gp_herid
-        why = f"{assignment.relation} {herid} from the GP register, valid on {on.isoformat()}"
-    address = address_of(register, herid)
-    if address is None:
-        raise Parked(Reason.NO_FASTLEGE, f"fastlege {herid} has no legekontor in the registry")
-    return _with_format(Mottaker("fastlege", address, why))
+    if named is not None:
+        person = _active_person(register, named)
+        if person is not None:
+            return person, "named in the event"
+        skipped.append(Skipped(role, "fastlege", named, "named in the event, but not an active GP in the registry"))
+    on = event.assessment.performed_on
+    assignment = register.fastlege(event.patient.fnr, on)
+    if assignment is None:
+        skipped.append(Skipped(role, "fastlege", None, f"no GP in the GP register on {on.isoformat()}"))
+        return None
+    person = _active_person(register, assignment.gp_herid)
+    if person is None:
+        skipped.append(Skipped(role, "fastlege", assignment.gp_herid, "inactive in the registry"))
+        return None
+    return person, f"{assignment.relation} in the GP register on {on.isoformat()}"
 
 
-def route(event: Kartlegging, register: Register) -> Route:
+def _sykehus(event: Kartlegging, register: Register, earlier: EarlierHospital | None,
+             skipped: list[Skipped], role: str) -> tuple[Party, str] | None:
+    for herid, how in ((event.hospital_contact_herid, "named in the event"),
+                       (earlier(event.patient.fnr) if earlier else None, "sender of the patient's last SP1/SP2 event")):
+        if herid is None:
+            continue
+        party = register.party(herid)
+        if party is not None and party.active:
+            return party, how
+        skipped.append(Skipped(role, "sykehus", herid, f"{how}, but not active in the registry"))
+    skipped.append(Skipped(role, "sykehus", None, "no hospital contact point known for the patient"))
+    return None
+
+
+def _missing_code(event: Kartlegging, register: Register, wanted: ReceiverRule) -> Reason:
+    if wanted.find == ("fastlege",):
+        return Reason.NO_FASTLEGE
+    if wanted.find == ("sykehus",):
+        return Reason.NO_HOSPITAL_CONTACT
+    if register.kommune(event.patient.kommunenummer) is None:
+        return Reason.UNKNOWN_KOMMUNE
+    return Reason.NO_KOMMUNE_CONTACT_POINT
+
+
+def _receiver(event: Kartlegging, register: Register, rule: Rule, wanted: ReceiverRule,
+              earlier: EarlierHospital | None, skipped: list[Skipped]) -> Mottaker | None:
+    if set(wanted.find) & NON_HEALTH and not event.consent.share_with_nav:
+        skipped.append(Skipped(wanted.role, "/".join(wanted.find), None,
+                               "consent: the patient has not consented to sharing with NAV"))
+        return None
+    for step, target in enumerate(wanted.find, start=1):
+        if target == "fastlege":
+            found = _fastlege(event, register, skipped, wanted.role)
+        elif target == "sykehus":
+            found = _sykehus(event, register, earlier, skipped, wanted.role)
+        else:
+            service = _kommune_service(event, register, target, skipped, wanted.role)
+            found = (service, f"kommune {event.patient.kommunenummer}") if service else None
+        if found is None:
+            continue
+        party, how = found
+        address = address_of(register, party.herid)
+        if address is None:
+            skipped.append(Skipped(wanted.role, target, party.herid, "has no parent organisation in the registry"))
+            continue
+        fmt = next((f for f in wanted.formats if f in party.formats), None)
+        if fmt is None:
+            if wanted.optional:
+                skipped.append(Skipped(wanted.role, target, party.herid,
+                                       f"accepts none of {', '.join(wanted.formats)}"))
+                return None
+            raise Parked(Reason.NO_ACCEPTED_FORMAT, f"{wanted.role} {party.herid} accepts none of "
+                         f"{', '.join(wanted.formats)} (registry: {', '.join(party.formats) or 'nothing'})")
+        chain = f" (fallback step {step} of {len(wanted.find)})" if len(wanted.find) > 1 else ""
+        return Mottaker(wanted.role, address, f"rule {rule.name} ({rule.source}): {wanted.role} = {target} "
+                        f"{party.herid}{chain}, {how}; {fmt}", fmt)
+    if wanted.optional:
+        return None
+    reasons = "; ".join(s.why for s in skipped if s.role == wanted.role)
+    raise Parked(_missing_code(event, register, wanted),
+                 f"rule {rule.name}: no {wanted.role} found ({' → '.join(wanted.find)}): {reasons}")
+
+
+def route(event: Kartlegging, register: Register, rules: RuleSet | None = None,
+          earlier_hospital: EarlierHospital | None = None) -> Route:
     sender = address_of(register, event.sender.herid)
     if sender is None:
         raise Parked(Reason.UNKNOWN_SENDER, f"sender HER-id {event.sender.herid} is not in the registry")
     if event.consent.objects_to_sharing:
         return Route(sender, (), why_none="the patient objects to sharing: no copy is sent")
-    if event.samhandlingspunkt in (1, 2):
-        candidates = [_forvaltningsenhet(event, register), *_saksbehandling(event, register),
-                      _fastlege(event, register)]
-    else:
-        candidates = [_fastlege(event, register)]
-    # A kommune that assessed the patient as the fastlege does not send to itself.
-    receivers = tuple(m for m in candidates if m.herid != sender.herid)
-    return Route(sender, receivers, why_none=None if receivers else "the sender is the only receiver")
+    ruleset = rules or default_rules()
+    rule = next((r for r in ruleset.rules_for(event.patient.kommunenummer)
+                 if event.samhandlingspunkt in r.samhandlingspunkt), None)
+    if rule is None:
+        raise Parked(Reason.NO_MATCHING_RULE, f"no routing rule for samhandlingspunkt {event.samhandlingspunkt}")
+    skipped: list[Skipped] = []
+    receivers: list[Mottaker] = []
+    for wanted in rule.receivers:
+        found = _receiver(event, register, rule, wanted, earlier_hospital, skipped)
+        if found is None:
+            continue
+        if found.herid == sender.herid:
+            skipped.append(Skipped(found.role, "-", found.herid, "the sender itself"))
+        elif any(r.herid == found.herid for r in receivers):
+            skipped.append(Skipped(found.role, "-", found.herid, "already a receiver of this event"))
+        else:
+            receivers.append(found)
+    return Route(sender, tuple(receivers), None if receivers else "the sender is the only receiver",
+                 f"{rule.name} ({rule.source})", tuple(skipped))

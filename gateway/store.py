@@ -127,7 +127,17 @@ MIGRATIONS: list[str] = [
         imported_at TEXT NOT NULL
     );
     """,
+    """
+    ALTER TABLE events ADD COLUMN patient_key TEXT;
+    ALTER TABLE events ADD COLUMN sender_herid BIGINT;
+    CREATE INDEX events_patient ON events(patient_key, samhandlingspunkt);
+    """,
 ]
+
+
+def patient_key(fnr: str) -> str:
+    """How the store finds a patient's earlier events without another copy of the number in clear."""
+    return hashlib.sha256(("pakkeforlop-hjem/" + fnr).encode()).hexdigest()
 
 
 def dedupe_key(item: Incoming) -> str:
@@ -171,6 +181,8 @@ class EventOutcome:
     samhandlingspunkt: int | None = None
     kommunenummer: str | None = None
     meldinger: tuple[Melding, ...] = ()
+    patient_key: str | None = None
+    sender_herid: int | None = None
 
 
 class StoreUnavailable(Exception):
@@ -200,6 +212,8 @@ class Store(Protocol):
                       ) -> str | None: ...
 
     def mark_overdue(self, sent_before: datetime) -> list[dict[str, Any]]: ...
+
+    def earlier_hospital(self, fnr: str) -> int | None: ...
 
     def find_messages(self, *, status: str | None = None, receiver: int | None = None, kommune: str | None = None,
                       samhandlingspunkt: int | None = None, since: str | None = None, until: str | None = None,
@@ -403,8 +417,10 @@ class SqlStore:
             for o in outcomes:
                 self._execute(
                     db, "UPDATE events SET status=?, reason_code=?, reason=?, samhandlingspunkt=COALESCE(?, "
-                    "samhandlingspunkt), kommunenummer=COALESCE(?, kommunenummer) WHERE id=?",
-                    (o.status, o.reason_code, o.reason, o.samhandlingspunkt, o.kommunenummer, o.ref))
+                    "samhandlingspunkt), kommunenummer=COALESCE(?, kommunenummer), patient_key=COALESCE(?, "
+                    "patient_key), sender_herid=COALESCE(?, sender_herid) WHERE id=?",
+                    (o.status, o.reason_code, o.reason, o.samhandlingspunkt, o.kommunenummer, o.patient_key,
+                     o.sender_herid, o.ref))
                 why = o.reason if o.status != "routed" else f"{len(o.meldinger)} receiver(s)"
                 self._transition(db, "event", o.ref, o.status, o.reason_code, why)
                 for m in o.meldinger:
@@ -490,6 +506,12 @@ class SqlStore:
             return rows
 
         return self._tx(work)
+
+    def earlier_hospital(self, fnr: str) -> int | None:
+        """The sender of the patient's last SP1/SP2 event that was sent: the hospital contact point."""
+        rows = self._query("SELECT sender_herid FROM events WHERE patient_key = ? AND samhandlingspunkt IN (1, 2) "
+                           "AND status = 'sent' ORDER BY id DESC LIMIT 1", (patient_key(fnr),))
+        return rows[0]["sender_herid"] if rows else None
 
     def find_messages(self, *, status: str | None = None, receiver: int | None = None, kommune: str | None = None,
                       samhandlingspunkt: int | None = None, since: str | None = None, until: str | None = None,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,32 +39,35 @@ def good_events() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+D, P = "dialogmelding-1.1", "plo-1.6"
+# Who each fixture event must reach (fixtures/README.md): written out by hand, independent of the code.
+EXPECTED: dict[str, dict[int, str]] = {
+    "01-sp1-bergen-brystkreft.json": {8100101: D, 8100104: P, 8100901: D},
+    "02-sp2-trondheim-lungekreft.json": {8100203: D, 8100204: P, 8101001: D},  # Trondheim: kreftkoordinator first
+    "03-sp2-bodo-prostata-vikar.json": {8100301: D, 8100304: P, 8101101: D},
+    "04-sp3-bergen-kommune.json": {8100902: D, 8100601: D},
+    "05-sp4-trondheim-kommune-vikar.json": {8101002: D, 8100701: D},
+    "06-sp5-bodo-kommune.json": {8101101: D, 8100801: D},
+    "07-sp1-hamar-skipper-nedlagt-enhet.json": {8100405: D, 8101201: D},
+    "08-sp1-bergen-reservasjon.json": {},
+    "09-sp2-bergen-ukjente-felt.json": {8100101: D, 8100104: P, 8100902: D},
+}
+BY_EVENT_ID = {json.loads((FIXTURES / "events" / name).read_text(encoding="utf-8"))["event_id"]: receivers
+               for name, receivers in EXPECTED.items()}
+
+
 def expected_receivers(event: dict[str, Any]) -> dict[int, str]:
-    """HER-id → format: an oracle read straight from the registry file, independent of the gateway's code."""
-    if event["consent"]["objects_to_sharing"]:
-        return {}
-    on = date.fromisoformat(event["assessment"]["performed_on"])
-    gps = [a for a in REGISTER["fastlegeregister"] if a["fnr"] == event["patient"]["fnr"]
-           and date.fromisoformat(a["valid_from"]) <= on
-           and (a.get("valid_to") is None or on <= date.fromisoformat(a["valid_to"]))]
-    gps.sort(key=lambda a: a.get("relation") == "vikar", reverse=True)
-    named = event["patient"].get("fastlege_herid")
-    gp = named if named in PARTIES and PARTIES[named].get("active", True) else gps[0]["gp_herid"]
-    receivers = {gp: "dialogmelding-1.1"}
-    if event["samhandlingspunkt"] in (1, 2):
-        kommune = next(p for p in PARTIES.values() if p.get("kommunenummer") == event["patient"]["kommunenummer"]
-                       and p["kind"] == "organisation")
+    return BY_EVENT_ID[event["event_id"]]
 
-        def services(kind: str) -> list[dict[str, Any]]:
-            return sorted((p for p in PARTIES.values() if p.get("parent_herid") == kommune["herid"]
-                           and p.get("service_type") == kind and p.get("active", True)), key=lambda p: p["herid"])
 
-        receivers[services("forvaltningsenhet")[0]["herid"]] = "dialogmelding-1.1"
-        for saks in services("saksbehandling")[:1]:
-            if "plo-1.6" in saks["formats"]:
-                receivers[saks["herid"]] = "plo-1.6"
-    receivers.pop(event["sender"]["herid"], None)
-    return receivers
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_route_explain_names_the_expected_receivers(name: str, gateway_env: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "gateway", "route", "explain", str(FIXTURES / "events" / name),
+                           "--json"], env=gateway_env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    explained = json.loads(done.stdout)
+    assert {r["herid"]: r["format"] for r in explained["receivers"]} == EXPECTED[name]
+    assert all(r["why"].startswith("rule ") for r in explained["receivers"])
 
 
 def text_of(delivery: Delivery) -> str:

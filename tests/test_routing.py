@@ -1,9 +1,10 @@
-"""The fixed route of the first release: SP1/SP2 → forvaltningsenhet + fastlege, SP3–5 → fastlege."""
+"""Routing by the rules in routes/: every default rule, each fallback step, consent, overrides, broken files."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,8 @@ from gateway.kartlegging import (
     Topic,
 )
 from gateway.reasons import Parked, Reason
-from gateway.routing import route
+from gateway.routing import Skipped, route
+from gateway.rutingregler import RuleError, RuleSet, load_rules
 
 FNR = synthetic(date(1961, 5, 17), 3)
 HOSPITAL, DEPT = 8_900_001, 8_900_002
@@ -36,7 +38,7 @@ def register(*, forvaltning_active: bool = True, forvaltning_formats: tuple[str,
              gp_formats: tuple[str, ...] = DIALOG, extra: tuple[Party, ...] = ()) -> MemoryRegister:
     parties = [
         Party(HOSPITAL, "Testsjukehuset HF", "organisation"),
-        Party(DEPT, "Kreftavdelingen", "department", parent_herid=HOSPITAL),
+        Party(DEPT, "Kreftavdelingen", "department", parent_herid=HOSPITAL, formats=DIALOG),
         Party(KOMMUNE, "Testvik kommune", "organisation", kommunenummer="4601"),
         Party(FORVALTNING, "Tildelingskontoret", "service", parent_herid=KOMMUNE, service_type="forvaltningsenhet",
               active=forvaltning_active, formats=forvaltning_formats),
@@ -75,7 +77,7 @@ def event(sp: int = 1, *, objects: bool = False, kommune: str = "4601", sender: 
 def test_sp1_sp2_go_to_forvaltningsenhet_and_fastlege(sp: int) -> None:
     chosen = route(event(sp), register())
     assert chosen.sender.organisation.herid == HOSPITAL and chosen.sender.herid == DEPT
-    assert [(m.role, m.herid) for m in chosen.receivers] == [("forvaltningsenhet", FORVALTNING), ("fastlege", GP)]
+    assert [(m.role, m.herid) for m in chosen.receivers] == [("kommune", FORVALTNING), ("fastlege", GP)]
     assert chosen.receivers[0].address.organisation.herid == KOMMUNE
     assert chosen.receivers[1].address.organisation.herid == LEGEKONTOR
 
@@ -131,7 +133,7 @@ def test_unknown_sender_parks() -> None:
 
 def test_receiver_gets_the_first_preferred_format_it_accepts() -> None:
     chosen = route(event(1), register(forvaltning_formats=("plo-1.6",)))
-    assert [(m.role, m.format) for m in chosen.receivers] == [("forvaltningsenhet", "plo-1.6"),
+    assert [(m.role, m.format) for m in chosen.receivers] == [("kommune", "plo-1.6"),
                                                                ("fastlege", "dialogmelding-1.1")]
     both = route(event(1), register(forvaltning_formats=("plo-1.6", "dialogmelding-1.1")))
     assert both.receivers[0].format == "dialogmelding-1.1"
@@ -149,8 +151,120 @@ def test_saksbehandling_that_reads_plo_gets_a_copy() -> None:
                  formats=("plo-1.6",))
     chosen = route(event(2), register(extra=(saks,)))
     assert [(m.role, m.herid, m.format) for m in chosen.receivers] == [
-        ("forvaltningsenhet", FORVALTNING, "dialogmelding-1.1"), ("saksbehandling", 8_900_013, "plo-1.6"),
+        ("kommune", FORVALTNING, "dialogmelding-1.1"), ("saksbehandling", 8_900_013, "plo-1.6"),
         ("fastlege", GP, "dialogmelding-1.1")]
     no_plo = replace(saks, formats=DIALOG)
-    assert [m.role for m in route(event(2), register(extra=(no_plo,))).receivers] == ["forvaltningsenhet", "fastlege"]
+    assert [m.role for m in route(event(2), register(extra=(no_plo,))).receivers] == ["kommune", "fastlege"]
     assert [m.role for m in route(event(3, sender=FORVALTNING), register(extra=(saks,))).receivers] == ["fastlege"]
+
+
+def write_rules(folder: Path, default: str, **kommuner: str) -> RuleSet:
+    (folder / "kommune").mkdir(parents=True, exist_ok=True)
+    (folder / "default.yaml").write_text(default, encoding="utf-8")
+    for nr, text in kommuner.items():
+        (folder / "kommune" / f"{nr[1:]}.yaml").write_text(text, encoding="utf-8")
+    return load_rules(folder)
+
+
+DEFAULT = (Path(__file__).resolve().parent.parent / "routes" / "default.yaml").read_text(encoding="utf-8")
+OVERRIDE = """version: 1
+kommune: "4601"
+rules:
+  - name: testvik-kreft-forst
+    when:
+      samhandlingspunkt: [1, 2]
+    receivers:
+      - role: kommune
+        find: [kreftkoordinator, koordinerende_enhet, forvaltningsenhet]
+        formats: [dialogmelding-1.1]
+      - role: fastlege
+        find: [fastlege]
+        formats: [dialogmelding-1.1]
+"""
+
+
+def test_sp3_reaches_the_hospital_named_in_the_event_or_in_earlier_events() -> None:
+    e = replace(event(3, sender=FORVALTNING), hospital_contact_herid=DEPT)
+    chosen = route(e, register())
+    assert [(m.role, m.herid) for m in chosen.receivers] == [("fastlege", GP), ("sykehus", DEPT)]
+    assert "named in the event" in chosen.receivers[1].why
+    earlier = route(event(4, sender=FORVALTNING), register(), earlier_hospital=lambda fnr: DEPT if fnr == FNR else None)
+    assert [m.herid for m in earlier.receivers] == [GP, DEPT]
+    assert "last SP1/SP2 event" in earlier.receivers[1].why
+    unknown = route(event(5, sender=FORVALTNING), register())
+    assert [m.role for m in unknown.receivers] == ["fastlege"]
+    assert any(s.target == "sykehus" and "no hospital contact" in s.why for s in unknown.skipped)
+
+
+def test_nav_only_with_consent() -> None:
+    nav = Party(8_900_014, "NAV Testvik", "service", parent_herid=KOMMUNE, service_type="nav", formats=DIALOG)
+    without = route(event(1), register(extra=(nav,)))
+    assert 8_900_014 not in [m.herid for m in without.receivers]
+    assert any(s.role == "nav" and s.why.startswith("consent") for s in without.skipped)
+    e = event(1)
+    with_consent = route(replace(e, consent=replace(e.consent, share_with_nav=True)), register(extra=(nav,)))
+    assert [m.role for m in with_consent.receivers] == ["kommune", "fastlege", "nav"]
+
+
+def test_override_walks_its_fallback_chain(tmp_path: Path) -> None:
+    rules = write_rules(tmp_path, DEFAULT, k4601=OVERRIDE)
+    first = route(event(1), register(), rules)
+    assert first.rule is not None and first.rule.startswith("testvik-kreft-forst")
+    assert first.receivers[0].herid == KREFTKOORD and "fallback step 1 of 3" in first.receivers[0].why
+    inactive = replace(register().parties[KREFTKOORD], active=False)
+    third = route(event(1), register(extra=(inactive,)), rules)
+    assert third.receivers[0].herid == FORVALTNING and "fallback step 3 of 3" in third.receivers[0].why
+    assert [(s.target, s.why) for s in third.skipped if s.role == "kommune"] == [
+        ("kreftkoordinator", "inactive in the registry"),
+        ("koordinerende_enhet", "kommune 4601 has no koordinerende_enhet in the registry")]
+    # the override is for kommune 4601 only; SP3 still follows the defaults
+    assert route(event(3, sender=FORVALTNING), register(), rules).rule.startswith("sp3-sp5")  # type: ignore[union-attr]
+
+
+def test_every_fallback_missing_parks(tmp_path: Path) -> None:
+    rules = write_rules(tmp_path, DEFAULT, k4601=OVERRIDE)
+    gone = {h: replace(p, active=False) for h, p in register().parties.items() if h in (KREFTKOORD, FORVALTNING)}
+    reg = register()
+    reg.parties.update(gone)
+    with pytest.raises(Parked) as info:
+        route(event(1), reg, rules)
+    assert info.value.code == Reason.NO_KOMMUNE_CONTACT_POINT
+    assert "kreftkoordinator → koordinerende_enhet → forvaltningsenhet" in info.value.reason
+
+
+def test_inactive_service_is_skipped_for_the_next_one() -> None:
+    old = Party(8_900_009, "Gammelt tildelingskontor", "service", parent_herid=KOMMUNE,
+                service_type="forvaltningsenhet", active=False, formats=DIALOG)
+    chosen = route(event(1), register(extra=(old,)))
+    assert chosen.receivers[0].herid == FORVALTNING
+    assert Skipped("kommune", "forvaltningsenhet", 8_900_009, "inactive in the registry") in chosen.skipped
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("[forvaltningsenhet]", "[tildeling]"), r"default.yaml:14: unknown receiver 'tildeling'"),
+        (("[dialogmelding-1.1, plo-1.6]", "[dialogmelding-1.0]"),
+         r"default.yaml:14: unknown format 'dialogmelding-1.0'"),
+        (("optional: true\n      - role: fastlege", "optionl: true\n      - role: fastlege"),
+         r"default.yaml:17: unknown key\(s\) optionl"),
+        (("samhandlingspunkt: [3, 4, 5]", "samhandlingspunkt: [3, 4]"), "no default rule for samhandlingspunkt 5"),
+        (("samhandlingspunkt: [1, 2]", "samhandlingspunkt: [1, 7]"), r"default.yaml:12: samhandlingspunkt"),
+        (("version: 1", "version: [1"), "not valid YAML"),
+    ],
+)
+def test_broken_rule_files_are_refused_with_file_and_line(tmp_path: Path, change: tuple[str, str],
+                                                          message: str) -> None:
+    assert change[0] in DEFAULT
+    with pytest.raises(RuleError, match=message):
+        write_rules(tmp_path, DEFAULT.replace(change[0], change[1], 1))
+
+
+def test_kommune_file_must_be_named_after_its_kommune(tmp_path: Path) -> None:
+    with pytest.raises(RuleError, match="named after its kommune"):
+        write_rules(tmp_path, DEFAULT, k5001=OVERRIDE)
+
+
+def test_shipped_rules_load() -> None:
+    rules = load_rules(Path(__file__).resolve().parent.parent / "routes")
+    assert next(r.name for r in rules.rules_for("5001")) == "trondheim-sp1-sp2"
