@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway.adresseregister import GpAssignment  # noqa: E402
-from gateway.fodselsnummer import synthetic  # noqa: E402
+from gateway.fodselsnummer import synthetic_all  # noqa: E402
 from gateway.registerlager import StoreRegister, import_gp_register, import_parties, write_gp_csv  # noqa: E402
 from gateway.store import SqlStore, open_store  # noqa: E402
 
@@ -31,27 +31,25 @@ GPS = [8100901, 8100902, 8101001, 8101002, 8101101, 8101201]  # the fixture's GP
 
 
 def generate(rows: int, path: Path) -> list[str]:
-    """Returns a sample of the numbers written, for lookups."""
+    """Writes the register; returns a sample of the numbers written, for lookups."""
     rng = random.Random(5_500_000)
     sample: list[str] = []
-    start = date(1925, 1, 1)
-
-    def assignments() -> list[GpAssignment]:
-        out = []
-        i = 0
-        while len(out) < rows:
-            born = start + timedelta(days=i % 36500)
-            fnr = synthetic(born, i // 36500)
-            gp = GPS[i % len(GPS)]
-            out.append(GpAssignment(fnr, gp, date(2010, 1, 1)))
-            if i % 50 == 0 and len(out) < rows:
+    out: list[GpAssignment] = []
+    per_day = rows // 36_500 + 1
+    day = date(1925, 1, 1)
+    i = 0
+    while len(out) < rows:
+        for fnr in synthetic_all(day)[:per_day]:
+            if len(out) >= rows:
+                break
+            out.append(GpAssignment(fnr, GPS[i % len(GPS)], date(2010, 1, 1)))
+            if i % 50 == 0 and len(out) < rows:  # a vikar period for one patient in fifty
                 out.append(GpAssignment(fnr, GPS[(i + 1) % len(GPS)], date(2026, 9, 1), date(2026, 12, 31), "vikar"))
             if rng.random() < 0.002:
                 sample.append(fnr)
             i += 1
-        return out
-
-    write_gp_csv(path, assignments())
+        day += timedelta(days=1)
+    write_gp_csv(path, out)
     return sample
 
 

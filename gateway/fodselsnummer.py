@@ -77,8 +77,8 @@ def age_on(fnr: str, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def synthetic(birth: date, index: int, *, d_nummer: bool = False) -> str:
-    """The ``index``-th valid synthetic number for a birth date (month + 80), deterministic."""
+def synthetic_all(birth: date, *, d_nummer: bool = False) -> list[str]:
+    """Every valid synthetic number (month + 80) for a birth date, in individual-number order."""
     year2 = birth.year % 100
     if 1900 <= birth.year <= 1999:
         individuals = range(0, 500)
@@ -89,16 +89,21 @@ def synthetic(birth: date, index: int, *, d_nummer: bool = False) -> str:
     else:
         raise ValueError("no individual-number range for that year")
     day = birth.day + (40 if d_nummer else 0)
-    found = -1
+    out = []
     for individual in individuals:
         base = f"{day:02d}{birth.month + 80:02d}{year2:02d}{individual:03d}"
         k1 = _control(base, _W1)
         if k1 is None:
             continue
         k2 = _control(base + str(k1), _W2)
-        if k2 is None:
-            continue
-        found += 1
-        if found == index:
-            return f"{base}{k1}{k2}"
-    raise ValueError("index beyond the numbers available for that date")
+        if k2 is not None:
+            out.append(f"{base}{k1}{k2}")
+    return out
+
+
+def synthetic(birth: date, index: int, *, d_nummer: bool = False) -> str:
+    """The ``index``-th valid synthetic number for a birth date, deterministic."""
+    numbers = synthetic_all(birth, d_nummer=d_nummer)
+    if index >= len(numbers):
+        raise ValueError("index beyond the numbers available for that date")
+    return numbers[index]

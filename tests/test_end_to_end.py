@@ -225,3 +225,16 @@ def test_event_with_a_content_encoding_is_delivered(rabbit: Rabbit, gateway: Gat
     for herid in expected_receivers(good):
         assert len(rabbit.take(f"{herid}_async", 1)) == 1
     assert gateway.proc is not None and gateway.proc.poll() is None
+
+
+def test_gateway_refuses_to_start_on_a_broken_rule_set(gateway_env: dict[str, str], tmp_path: Path, spawn: Any,
+                                                       rabbit: Rabbit) -> None:
+    routes = tmp_path / "routes"
+    (routes / "kommune").mkdir(parents=True)
+    default = (FIXTURES.parent / "routes" / "default.yaml").read_text(encoding="utf-8")
+    (routes / "default.yaml").write_text(default.replace("find: [forvaltningsenhet]", "find: [tildeling]"),
+                                         encoding="utf-8")
+    g = spawn({**gateway_env, "GATEWAY_ROUTES": str(routes)}, "broken-rules.log")
+    with pytest.raises(AssertionError, match="exited with 1"):
+        g.start(rabbit, timeout=20)
+    assert "default.yaml:14: unknown receiver 'tildeling'" in g.log_text()

@@ -268,3 +268,13 @@ def test_kommune_file_must_be_named_after_its_kommune(tmp_path: Path) -> None:
 def test_shipped_rules_load() -> None:
     rules = load_rules(Path(__file__).resolve().parent.parent / "routes")
     assert next(r.name for r in rules.rules_for("5001")) == "trondheim-sp1-sp2"
+
+
+def test_override_second_step(tmp_path: Path) -> None:
+    rules = write_rules(tmp_path, DEFAULT, k4601=OVERRIDE)
+    koord = Party(8_900_015, "Koordinerende enhet", "service", parent_herid=KOMMUNE,
+                  service_type="koordinerende_enhet", formats=DIALOG)
+    reg = register(extra=(koord,))
+    reg.parties[KREFTKOORD] = replace(reg.parties[KREFTKOORD], active=False)
+    chosen = route(event(2), reg, rules)
+    assert chosen.receivers[0].herid == 8_900_015 and "fallback step 2 of 3" in chosen.receivers[0].why
