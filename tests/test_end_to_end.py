@@ -238,3 +238,26 @@ def test_gateway_refuses_to_start_on_a_broken_rule_set(gateway_env: dict[str, st
     with pytest.raises(AssertionError, match="exited with 1"):
         g.start(rabbit, timeout=20)
     assert "default.yaml:14: unknown receiver 'tildeling'" in g.log_text()
+
+
+def test_gateway_routes_from_the_registry_in_the_store(gateway_env: dict[str, str], tmp_path: Path, spawn: Any,
+                                                       rabbit: Rabbit) -> None:
+    from gateway.adresseregister import load_register
+    from gateway.registerlager import write_gp_csv
+
+    memory = load_register(FIXTURES / "register.json")
+    gp = tmp_path / "gp.csv"
+    write_gp_csv(gp, [a for rows in memory.assignments.values() for a in rows])
+    env = {**gateway_env, "GATEWAY_REGISTRY": "store"}
+    done = subprocess.run([sys.executable, "-m", "gateway", "registry", "import", "--parties",
+                           str(FIXTURES / "register.json"), "--gp", str(gp)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    g = spawn(env, "store-registry.log")
+    g.start(rabbit)
+    name = "01-sp1-bergen-brystkreft.json"
+    event = json.loads((FIXTURES / "events" / name).read_text(encoding="utf-8"))
+    rabbit.publish_event(json.dumps(event).encode(), event["event_id"])
+    for herid in EXPECTED[name]:
+        assert len(rabbit.take(f"{herid}_async", 1)) == 1
+    assert g.stop() == 0
