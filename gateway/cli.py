@@ -484,6 +484,10 @@ def registry_show(herid: int) -> None:
     if address is not None:
         click.echo(f"address: {address.organisation.name} ({address.organisation.herid})"
                    + (f" / {address.unit.name} ({address.unit.herid})" if address.unit else ""))
+    _echo_children(register, herid)
+
+
+def _echo_children(register: StoreRegister, herid: int) -> None:
     for child in sorted((p for p in register.parties.values() if p.parent_herid == herid), key=lambda p: p.herid):
         click.echo("  " + _party_line(child))
 
@@ -497,9 +501,7 @@ def registry_kommune(kommunenummer: str) -> None:
     if kommune is None:
         raise click.ClickException(f"kommune {kommunenummer} is not in the registry")
     click.echo(_party_line(kommune))
-    for child in sorted((p for p in register.parties.values() if p.parent_herid == kommune.herid),
-                        key=lambda p: p.herid):
-        click.echo("  " + _party_line(child))
+    _echo_children(register, kommune.herid)
 
 
 @registry.command("gp")
