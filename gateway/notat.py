@@ -30,15 +30,21 @@ SAMHANDLINGSPUNKT_TEXT = {
 _DEFAULT_TEMPLATES = str(Path(__file__).resolve().parent.parent / "templates")
 
 
+def template_dir() -> str:
+    """``GATEWAY_TEMPLATE_DIR`` or the repository's ``templates/``."""
+    return os.environ.get("GATEWAY_TEMPLATE_DIR") or _DEFAULT_TEMPLATES
+
 
 @lru_cache(maxsize=4)
 def _environment(folder: str) -> jinja2.Environment:
+    """One Environment per folder: Jinja caches compiled templates on it."""
     # Plain text: autoescape off, XML escaping is lxml's job when the text goes into the message.
     return jinja2.Environment(loader=jinja2.FileSystemLoader(folder), undefined=jinja2.StrictUndefined,
                               autoescape=False, keep_trailing_newline=True)
 
 
 def template_names(samhandlingspunkt: int, receiver_role: str) -> list[str]:
+    """Most specific first; ``select_template`` takes the first that exists."""
     sp = f"sp{samhandlingspunkt}"
     return [f"notat_{sp}_{receiver_role}.txt.j2", f"notat_{receiver_role}.txt.j2", f"notat_{sp}.txt.j2",
             "notat.txt.j2"]
@@ -66,8 +72,8 @@ def _template(folder: str, samhandlingspunkt: int, receiver_role: str) -> jinja2
 
 
 def render_note(event: Kartlegging, receiver_role: str) -> str:
-    template = _template(os.environ.get("GATEWAY_TEMPLATE_DIR") or _DEFAULT_TEMPLATES,
-                         event.samhandlingspunkt, receiver_role)
+    """The note text for one receiver; raises Parked when the template leaves out the mandatory block."""
+    template = _template(template_dir(), event.samhandlingspunkt, receiver_role)
     text = template.render(
         e=event,
         receiver_role=receiver_role,

@@ -1,14 +1,20 @@
 """Validation of whole messages against the official XSDs (``schemas/``).
 
-lxml (libxml2) is the gate on the hot path: ~30 µs a message. ``xmlschema`` is the second
-opinion for conformance tests and for explaining a failure (60× slower, richer paths).
-Failures carry the AppRec 8221 code they would earn at the receiver: T01 not well-formed,
-T02 not valid against the schema.
+lxml (libxml2) is the gate on the hot path: ~0.1 ms a message. ``xmlschema`` is the second
+opinion for conformance tests and for explaining a failure (25-60× slower, richer paths).
+Failures carry the AppRec 8221 code they would earn at the receiver: T01 not well-formed (or
+refused before reading, such as a DOCTYPE), T02 not valid against the schema, T10 a payload
+format we have no schema for.
+
+MsgHead's ``Document/RefDoc/Content`` is ``<any processContents="strict">``: MsgHead-v1_2.xsd
+alone cannot validate a whole message. The ``schemas/bundles/`` wrappers import MsgHead plus
+one standard's payload schemas; the payload's namespace picks the bundle.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,101 +22,156 @@ from typing import Any
 from lxml import etree
 
 MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
-XSD_NS = "http://www.w3.org/2001/XMLSchema"
-_NOT_PAYLOAD = {MSGHEAD_NS, "http://www.kith.no/xmlstds/base64container"}
-APPREC_SCHEMAS: dict[str, str] = {
-    "http://www.kith.no/xmlstds/apprec/2004-11-21": "apprec/AppRec-v1-2004-11-21.xsd",
-    "http://www.kith.no/xmlstds/apprec/2012-02-15": "apprec/AppRec-v1.1.xsd",
-}
+BASE64_NS = "http://www.kith.no/xmlstds/base64container"
 MAX_MESSAGE_BYTES = 20 * 1024 * 1024
+
+# Format name → schema file (relative to the schema folder). Compiled once per process, on first use.
+SCHEMAS: dict[str, str] = {
+    "msghead-1.2": "msghead/MsgHead-v1_2.xsd",  # a MsgHead without an XML payload (attachments only)
+    "dialogmelding-1.1": "bundles/bundle-msghead-dialogmelding-1.1.xsd",
+    "plo-1.6": "bundles/bundle-msghead-plo-1.6.xsd",
+    "apprec-1.0": "apprec/AppRec-v1-2004-11-21.xsd",
+    "apprec-1.1": "apprec/AppRec-v1.1.xsd",
+}
+# Namespace of the payload under MsgHead/Document/RefDoc/Content → format name. A test checks that
+# every namespace a bundle imports is here and points back at that bundle.
+PAYLOAD_FORMATS: dict[str, str] = {
+    "http://www.kith.no/xmlstds/dialog/2013-01-23": "dialogmelding-1.1",
+    **{f"http://www.kith.no/xmlstds/po/{name}/2012-04-01": "plo-1.6" for name in (
+        "HelseopplysningerVedSoknad", "HelseopplysningerTilLege", "Innleggelsesrapport",
+        "MedisinskeOpplysninger", "OrienteringOmTjenestetilbud", "Pasientlogistikk", "TverrfagligEpikrise")},
+}
+# Root element namespace → format name, for messages that are not MsgHead.
+ROOT_FORMATS: dict[str, str] = {
+    "http://www.kith.no/xmlstds/apprec/2004-11-21": "apprec-1.0",
+    "http://www.kith.no/xmlstds/apprec/2012-02-15": "apprec-1.1",
+}
+APPREC_SCHEMAS: dict[str, str] = {ns: SCHEMAS[name] for ns, name in ROOT_FORMATS.items()}
+
+# A DOCTYPE right at the start (after BOM, XML declaration, comments, PIs), seen before libxml2
+# reads any entity declaration. Other encodings (UTF-16) are caught after parsing.
+_DOCTYPE_IN_PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*<!DOCTYPE", re.DOTALL)
 
 
 class MessageInvalid(Exception):
-    def __init__(self, code: str, path: str, message: str) -> None:
-        super().__init__(f"{code} at {path}: {message}")
+    """A message a receiver would reject; ``code`` is the AppRec 8221 error code it would earn."""
+
+    def __init__(self, code: str, path: str, message: str, line: int | None = None) -> None:
+        where = f"{path} (line {line})" if line else path
+        super().__init__(f"{code} at {where}: {message}")
         self.code = code
         self.path = path
         self.message = message
+        self.line = line
 
 
 def schema_dir() -> Path:
+    """``GATEWAY_SCHEMA_DIR`` or the repository's ``schemas/``; relative imports keep working in either."""
     return Path(os.environ.get("GATEWAY_SCHEMA_DIR") or Path(__file__).resolve().parent.parent / "schemas")
 
 
 def safe_parser() -> etree.XMLParser:
-    """No DTD loading, no entity expansion, no network: the input may come from anyone."""
+    """No DTD loading, no entity expansion, no network, no huge trees: the input may come from anyone."""
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                            remove_blank_text=False)
 
 
 def parse_untrusted(xml: bytes) -> etree._Element:
+    """Parse a message from outside; T01 for anything that is not plain, well-formed XML."""
     if len(xml) > MAX_MESSAGE_BYTES:
         raise MessageInvalid("T01", "/", f"the message is larger than {MAX_MESSAGE_BYTES} bytes")
+    if _DOCTYPE_IN_PROLOG.match(xml):
+        raise MessageInvalid("T01", "/", "a DOCTYPE is not allowed in a message")
     try:
         root = etree.fromstring(xml, safe_parser())
     except etree.XMLSyntaxError as exc:
-        raise MessageInvalid("T01", f"line {exc.lineno}", str(exc.msg)) from None
+        raise MessageInvalid("T01", "/", str(exc.msg), exc.lineno) from None
     doc = root.getroottree().docinfo
     if doc.internalDTD is not None or doc.doctype:
         raise MessageInvalid("T01", "/", "a DOCTYPE is not allowed in a message")
     return root
 
 
-@lru_cache(maxsize=1)
-def bundles() -> dict[str, str]:
-    """Payload namespace → the bundle in schemas/bundles/ that imports MsgHead plus that payload."""
-    found: dict[str, str] = {}
-    for bundle in sorted((schema_dir() / "bundles").glob("*.xsd")):
-        for imported in etree.parse(str(bundle)).getroot().iter(f"{{{XSD_NS}}}import"):
-            namespace = imported.get("namespace")
-            if namespace and namespace not in _NOT_PAYLOAD:
-                found[namespace] = f"bundles/{bundle.name}"
-    return found
+@lru_cache(maxsize=16)
+def _compiled(folder: str, name: str) -> etree.XMLSchema:
+    # The schemas are ours (copied from the official sources): their parser may read local imports.
+    return etree.XMLSchema(etree.parse(str(Path(folder) / SCHEMAS[name])))
 
 
-@lru_cache(maxsize=8)
-def _schema(relative: str) -> etree.XMLSchema:
-    path = schema_dir() / relative
-    # The schemas are ours (copied from the official sources); their parser may read local imports.
-    return etree.XMLSchema(etree.parse(str(path)))
+def schema(name: str) -> etree.XMLSchema:
+    """The compiled schema of a format (see ``SCHEMAS``), compiled once per process and folder."""
+    return _compiled(str(schema_dir()), name)
 
 
-def _schema_for(root: etree._Element) -> str:
-    if root.tag in {f"{{{ns}}}AppRec" for ns in APPREC_SCHEMAS}:
-        return APPREC_SCHEMAS[etree.QName(root).namespace]
+def format_of(root: etree._Element) -> str:
+    """The format name whose schema validates this message: by root, then by payload namespace."""
+    namespace = etree.QName(root).namespace
     if root.tag != f"{{{MSGHEAD_NS}}}MsgHead":
-        raise MessageInvalid("T02", "/", f"unknown root element {root.tag}")
-    content = root.find(f"{{{MSGHEAD_NS}}}Document/{{{MSGHEAD_NS}}}RefDoc/{{{MSGHEAD_NS}}}Content")
-    payload = next(iter(content), None) if content is not None else None
-    namespace = etree.QName(payload).namespace if payload is not None else None
-    known = bundles()
-    if namespace not in known:
-        raise MessageInvalid("T02", "/MsgHead/Document/RefDoc/Content", f"no schema for payload namespace {namespace}")
-    return known[namespace]
+        if namespace in ROOT_FORMATS and etree.QName(root).localname == "AppRec":
+            return ROOT_FORMATS[namespace]
+        raise MessageInvalid("T10", "/" + etree.QName(root).localname, f"unsupported root element {root.tag}")
+    payloads = root.iterfind(f"{{{MSGHEAD_NS}}}Document/{{{MSGHEAD_NS}}}RefDoc/{{{MSGHEAD_NS}}}Content/*")
+    for payload in payloads:
+        if not isinstance(payload.tag, str):
+            continue  # comments and processing instructions
+        namespace = etree.QName(payload).namespace
+        if namespace == BASE64_NS:
+            continue  # an attachment; MsgHead imports its schema itself
+        if namespace not in PAYLOAD_FORMATS:
+            raise MessageInvalid("T10", "/MsgHead/Document/RefDoc/Content",
+                                 f"no schema for the payload namespace {namespace}")
+        return PAYLOAD_FORMATS[namespace]
+    return "msghead-1.2"
+
+
+def readable_path(root: etree._Element, libxml2_path: str | None) -> str:
+    """``/*/*[1]/*[7]/*/*[2]`` (libxml2) → ``/MsgHead/MsgInfo/Receiver/Organisation/Organisation``.
+
+    Local names, with a position only where siblings share the name; never text, so no patient data."""
+    if not libxml2_path:
+        return "/"
+    try:
+        found = root.getroottree().xpath(libxml2_path)
+    except etree.XPathError:
+        return libxml2_path
+    if not found or not isinstance(found[0], etree._Element):
+        return libxml2_path
+    steps: list[str] = []
+    el: etree._Element | None = found[0]
+    while el is not None:
+        step = etree.QName(el).localname
+        parent = el.getparent()
+        if parent is not None:
+            same = [s for s in parent if s.tag == el.tag]
+            if len(same) > 1:
+                step += f"[{same.index(el) + 1}]"
+        steps.append(step)
+        el = parent
+    return "/" + "/".join(reversed(steps))
 
 
 def validate_message(xml: bytes) -> etree._Element:
     """Parse safely and validate; returns the root, raises MessageInvalid with the first error."""
     root = parse_untrusted(xml)
-    schema = _schema(_schema_for(root))
-    if not schema.validate(root):
-        error = schema.error_log[0]
-        raise MessageInvalid("T02", error.path or f"line {error.line}", error.message)
+    compiled = schema(format_of(root))
+    if not compiled.validate(root):
+        error = compiled.error_log[0]
+        raise MessageInvalid("T02", readable_path(root, error.path), error.message, error.line)
     return root
 
 
+@lru_cache(maxsize=16)
+def _xmlschema(folder: str, name: str) -> Any:
+    import xmlschema  # slow to import and to build: only when a second opinion is asked for
+
+    return xmlschema.XMLSchema(str(Path(folder) / SCHEMAS[name]))
+
+
 def explain_with_xmlschema(xml: bytes) -> list[str]:
-    """Every error as ``xmlschema`` sees it (empty when valid): the second opinion."""
+    """Every error as ``xmlschema`` sees it (empty when valid): the second opinion, not for the hot path."""
     try:
         root = parse_untrusted(xml)
-        schema = _xmlschema(_schema_for(root))
+        validator = _xmlschema(str(schema_dir()), format_of(root))
     except MessageInvalid as exc:
-        return [f"{exc.path}: {exc.message}"]
-    return [f"{e.path}: {e.reason}" for e in schema.iter_errors(etree.tostring(root))]
-
-
-@lru_cache(maxsize=8)
-def _xmlschema(relative: str) -> Any:
-    import xmlschema
-
-    return xmlschema.XMLSchema(str(schema_dir() / relative))
+        return [f"{exc.code} {exc.path}: {exc.message}"]
+    return [f"{e.path}: {e.reason}" for e in validator.iter_errors(root.getroottree())]
