@@ -92,6 +92,7 @@ def run() -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("consumer.stopping", signal=signal.Signals(signum).name)
             consumer.should_stop = True
+            consumer.batcher.should_stop = True  # also ends a batch's backoff wait during an outage
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
