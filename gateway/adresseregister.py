@@ -32,6 +32,7 @@ SERVICE_TYPES: dict[str, str] = {
     "forvaltningsenhet": "Forvaltningsenhet/tildelingsenhet",
     "koordinerende_enhet": "Koordinerende enhet",
     "kreftkoordinator": "Kreftkoordinator",
+    "barnekoordinator": "Barnekoordinator (for children with serious illness and their families)",
     "saksbehandling": "Saksbehandling",
     "nav": "NAV-kontor (not a health service: only with the patient's consent)",
 }
@@ -196,6 +197,11 @@ class Address:
     @property
     def herid(self) -> int:
         return (self.unit or self.organisation).herid
+
+    @property
+    def name(self) -> str:
+        """How a message names the address to a person: "unit, organisation"."""
+        return f"{self.unit.name}, {self.organisation.name}" if self.unit else self.organisation.name
 
 
 def address_of(register: Register, herid: int) -> Address | None:

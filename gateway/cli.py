@@ -21,6 +21,7 @@ from gateway.adresseregister import Party, Register, RegisterError, address_of, 
 from gateway.bus import PARKED_QUEUE, Publisher, declare_topology, queue_depth
 from gateway.config import DEFAULTS, REPO_ROOT, Settings
 from gateway.consumer import EventHandler, Handled, KartleggingConsumer, drain_until_idle
+from gateway.historikk import TWO_HOSPITALS, Historikk
 from gateway.kartlegging import event_id_of, parse_event
 from gateway.logs import configure, log
 from gateway.reasons import Parked
@@ -77,7 +78,7 @@ def run() -> None:
     rules = _rules()
     store = open_store(settings.store_url)
     publisher = Publisher(settings.broker_url)
-    handler = EventHandler(register, store, publisher, rules=rules)
+    handler = EventHandler(register, store, publisher, rules=rules, window_days=settings.two_hospitals_window_days)
     tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
     receipts = apprec_queue(settings.own_herid)
     with Connection(settings.broker_url, heartbeat=30) as connection:
@@ -139,7 +140,7 @@ def demo(broker: str, events_dir: Path, out: Path) -> None:
             event_id = event_id_of(body)
             names[event_id or path.stem] = path.name
             publisher.publish_event(body, event_id or path.stem)
-        handler = EventHandler(register, store, publisher)
+        handler = EventHandler(register, store, publisher, window_days=settings.two_hospitals_window_days)
         drain_until_idle(connection, handler, settings.prefetch, on_handled=results.append)
         depth = {q: queue_depth(connection, q) for q in sorted({f"{m['to_herid']}_async" for m in store.messages()})}
         depth[PARKED_QUEUE.name] = queue_depth(connection, PARKED_QUEUE.name)
@@ -148,8 +149,10 @@ def demo(broker: str, events_dir: Path, out: Path) -> None:
     for handled, path in zip(results, files, strict=False):
         name = names.get(handled.event_id or "", path.name if handled.event_id is None else "?")
         state = handled.status + (f" {handled.reason_code}: {handled.reason}" if handled.reason_code else "")
-        if handled.status == "not_shared":
+        if handled.status in ("not_shared", "declined"):
             state += f" ({handled.reason})"
+        if handled.flags:
+            state += f" [flagged: {', '.join(handled.flags)}]"
         click.echo(f"{name}\n  state: {state}")
         for row in store.messages(handled.event_ref):
             target = out / "messages" / f"{Path(name).stem}__{row['role']}__{row['to_herid']}.xml"
@@ -228,9 +231,10 @@ def _emit(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None
 
 
 MESSAGE_COLUMNS = ["msg_id", "status", "msg_type", "to_herid", "role", "kommunenummer", "samhandlingspunkt",
-                   "created_at", "apprec_status"]
+                   "created_at", "apprec_status", "flags"]
 EVENT_COLUMNS = ["id", "event_id", "status", "reason_code", "samhandlingspunkt", "kommunenummer", "attempts",
-                 "received_at"]
+                 "received_at", "flags"]
+FLAGS = [TWO_HOSPITALS]
 
 
 @main.group()
@@ -245,13 +249,16 @@ def messages() -> None:
 @click.option("--samhandlingspunkt", "--sp", "sp", type=click.IntRange(1, 5))
 @click.option("--since", help="ISO date or time (UTC), inclusive.")
 @click.option("--until", help="ISO date or time (UTC), exclusive.")
+@click.option("--flag", type=click.Choice(FLAGS),
+              help="Only messages of events flagged for operators (two-hospitals: a second hospital did the same "
+                   "samhandlingspunkt within GATEWAY_TWO_HOSPITALS_WINDOW_DAYS).")
 @click.option("--limit", default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 def messages_list(status: str | None, receiver: int | None, kommune: str | None, sp: int | None, since: str | None,
-                  until: str | None, limit: int, as_json: bool) -> None:
+                  until: str | None, flag: str | None, limit: int, as_json: bool) -> None:
     """List messages, oldest first."""
     rows = _store().find_messages(status=status, receiver=receiver, kommune=kommune, samhandlingspunkt=sp,
-                                  since=since, until=until, limit=limit)
+                                  since=since, until=until, flag=flag, limit=limit)
     _emit(rows, MESSAGE_COLUMNS, as_json)
 
 
@@ -288,16 +295,18 @@ def events() -> None:
 
 
 @events.command("list")
-@click.option("--status", type=click.Choice(["received", "routed", "sent", "not_shared", "parked"]))
+@click.option("--status", type=click.Choice(["received", "routed", "sent", "not_shared", "declined", "parked"]))
 @click.option("--reason-code", help="e.g. ROUTING_UNKNOWN_KOMMUNE")
 @click.option("--since")
 @click.option("--until")
+@click.option("--flag", type=click.Choice(FLAGS), help="Only events flagged for operators.")
 @click.option("--limit", default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def events_list(status: str | None, reason_code: str | None, since: str | None, until: str | None, limit: int,
-                as_json: bool) -> None:
+def events_list(status: str | None, reason_code: str | None, since: str | None, until: str | None,
+                flag: str | None, limit: int, as_json: bool) -> None:
     """List events, oldest first (parked ones with their reason code)."""
-    _emit(_store().find_events(status=status, reason_code=reason_code, since=since, until=until, limit=limit),
+    _emit(_store().find_events(status=status, reason_code=reason_code, since=since, until=until, flag=flag,
+                               limit=limit),
           EVENT_COLUMNS + (["reason"] if status == "parked" else []), as_json)
 
 
@@ -393,23 +402,30 @@ def route_explain(event_file: Path, as_json: bool) -> None:
     settings = _settings()
     register = _register(settings)
     rules = _rules()
+    history: Historikk | None
     try:
         store = open_store(settings.store_url)
-        earlier = store.earlier_hospital
+        history = lambda fnr: store.kartlegginger([fnr])[fnr]  # noqa: E731
     except (ValueError, StoreUnavailable):
-        earlier = None
+        history = None
     try:
         event = parse_event(event_file.read_bytes())
-        chosen = route(event, register, rules, earlier)
+        chosen = route(event, register, rules, history, settings.two_hospitals_window_days)
     except Parked as parked:
         if as_json:
             click.echo(json.dumps({"parked": str(parked.code), "reason": parked.reason}, ensure_ascii=False))
         else:
             click.echo(f"would be PARKED {parked.code}: {parked.reason}")
         sys.exit(2)
+    second = chosen.second_hospital
+    earlier = None if second is None else {
+        "herid": second.sender_herid, "samhandlingspunkt": second.samhandlingspunkt, "event_id": second.event_id,
+        "performed_on": second.performed_on.isoformat() if second.performed_on else None}
     if as_json:
         click.echo(json.dumps({
-            "rule": chosen.rule, "why_none": chosen.why_none,
+            "rule": chosen.rule, "additions": list(chosen.additions), "template": chosen.template,
+            "flags": list(chosen.flags), "two_hospitals": earlier, "declined": chosen.declined,
+            "why_none": chosen.why_none,
             "receivers": [{"role": m.role, "herid": m.herid, "format": m.format, "why": m.why}
                           for m in chosen.receivers],
             "skipped": [{"role": s.role, "target": s.target, "herid": s.herid, "why": s.why} for s in chosen.skipped],
@@ -420,7 +436,12 @@ def route_explain(event_file: Path, as_json: bool) -> None:
     if chosen.why_none:
         click.echo(f"no receivers: {chosen.why_none}")
     if chosen.rule:
-        click.echo(f"rule: {chosen.rule}")
+        click.echo(f"rule: {chosen.rule}" + (f", texts {chosen.template}*" if chosen.template != "notat" else ""))
+    for addition in chosen.additions:
+        click.echo(f"also: {addition}")
+    if earlier:
+        click.echo(f"flag: {TWO_HOSPITALS}: HER-id {earlier['herid']} did samhandlingspunkt "
+                   f"{earlier['samhandlingspunkt']} on {earlier['performed_on']} (event {earlier['event_id']})")
     for m in chosen.receivers:
         party = m.address.unit or m.address.organisation
         click.echo(f"  → {m.role:<15} {m.herid:<9} {party.name}  [{m.format}]\n      {m.why}")

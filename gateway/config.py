@@ -22,6 +22,7 @@ DEFAULTS = {
     "GATEWAY_APPREC_DEADLINE_HOURS": "96",
     "GATEWAY_OVERDUE_CHECK_SECONDS": "60",
     "GATEWAY_OPERATOR": "",
+    "GATEWAY_TWO_HOSPITALS_WINDOW_DAYS": "90",
 }
 
 
@@ -35,6 +36,7 @@ class Settings:
     log_format: str
     apprec_deadline_hours: float = 96.0
     overdue_check_seconds: float = 60.0
+    two_hospitals_window_days: int = 90
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -48,9 +50,13 @@ class Settings:
             prefetch = int(get("GATEWAY_PREFETCH"))
             deadline = float(get("GATEWAY_APPREC_DEADLINE_HOURS"))
             check = float(get("GATEWAY_OVERDUE_CHECK_SECONDS"))
+            window = int(get("GATEWAY_TWO_HOSPITALS_WINDOW_DAYS"))
         except ValueError as exc:
-            raise ValueError(f"GATEWAY_OWN_HERID, GATEWAY_PREFETCH, GATEWAY_APPREC_DEADLINE_HOURS and "
-                             f"GATEWAY_OVERDUE_CHECK_SECONDS must be numbers ({exc})") from exc
+            raise ValueError(f"GATEWAY_OWN_HERID, GATEWAY_PREFETCH, GATEWAY_APPREC_DEADLINE_HOURS, "
+                             f"GATEWAY_OVERDUE_CHECK_SECONDS and GATEWAY_TWO_HOSPITALS_WINDOW_DAYS must be numbers "
+                             f"({exc})") from exc
+        if window < 0:
+            raise ValueError("GATEWAY_TWO_HOSPITALS_WINDOW_DAYS must be 0 or more (0 turns the check off)")
         if prefetch < 2:
             raise ValueError("GATEWAY_PREFETCH must be at least 2: the consumer works on several events at once")
         log_format = get("GATEWAY_LOG_FORMAT")
@@ -65,4 +71,5 @@ class Settings:
             log_format=log_format,
             apprec_deadline_hours=deadline,
             overdue_check_seconds=check,
+            two_hospitals_window_days=window,
         )

@@ -1,8 +1,8 @@
 """The consumer: takes events off ``gateway.kartlegging`` in batches, records them, walks each
 along the path, publishes the results in one broker transaction and only then acks.
 
-Nothing is lost: every event is in the store before it is acked; it ends ``sent``, ``not_shared``
-or ``parked`` (on ``gateway.parked`` with a reason code). A broker or store failure leaves the
+Nothing is lost: every event is in the store before it is acked; it ends ``sent``, ``not_shared``,
+``declined`` or ``parked`` (on ``gateway.parked`` with a reason code). A broker or store failure leaves the
 batch unacked: the consumer waits with bounded, jittered backoff and tries again, and RabbitMQ
 delivers again whatever a crash left unacked. A redelivered event gets the same MsgIds.
 """
@@ -21,14 +21,15 @@ from kombu.mixins import ConsumerMixin
 
 from gateway.adresseregister import Register
 from gateway.bus import KARTLEGGING_QUEUE, Outgoing, Publisher, PublishFailed, melding_out, parked_out
-from gateway.kartlegging import event_id_of
+from gateway.historikk import DEFAULT_WINDOW_DAYS, Tidligere
+from gateway.kartlegging import Kartlegging, event_id_of, parse_event
 from gateway.logs import log
 from gateway.melding import Melding
-from gateway.pipeline import process
+from gateway.pipeline import process_event
 from gateway.reasons import Parked, Reason
 from gateway.retry import backoff
 from gateway.rutingregler import RuleSet
-from gateway.store import EventOutcome, Incoming, Store, StoreUnavailable, patient_key
+from gateway.store import END_STATES, EventOutcome, Incoming, Store, StoreUnavailable, patient_key
 
 # An event delivered this many times without reaching an end state is parked: something
 # about it keeps failing (a receiver queue that refuses it, a crash it causes).
@@ -53,43 +54,60 @@ class Handled:
     reason: str | None = None
     receivers: tuple[int, ...] = ()
     msg_ids: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
 
 
 class EventHandler:
     def __init__(self, register: Register, store: Store, publisher: Publisher,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC).astimezone(),
-                 rules: RuleSet | None = None) -> None:
+                 rules: RuleSet | None = None, window_days: int = DEFAULT_WINDOW_DAYS) -> None:
         self.register = register
         self.rules = rules
+        self.window_days = window_days
         self.store = store
         self.publisher = publisher
         self.clock = clock
 
-    def _decide(self, delivery: Delivery, event_id: str | None, ref: int, attempts: int,
-                now: datetime) -> tuple[EventOutcome, Handled]:
+    def _parse(self, delivery: Delivery, attempts: int) -> Kartlegging | Parked:
+        if attempts > MAX_ATTEMPTS:
+            return Parked(Reason.RETRIES_EXHAUSTED, f"delivered {attempts} times without reaching an end state")
+        try:
+            return parse_event(delivery.body)
+        except Parked as exc:
+            return exc
+
+    def _decide(self, parsed: Kartlegging | Parked, event_id: str | None, ref: int, now: datetime,
+                history: dict[str, list[Tidligere]]) -> tuple[EventOutcome, Handled]:
         def parked(code: str, reason: str) -> tuple[EventOutcome, Handled]:
             return (EventOutcome(ref, "parked", code, reason),
                     Handled(ref, event_id, "parked", code, reason))
 
-        if attempts > MAX_ATTEMPTS:
-            return parked(Reason.RETRIES_EXHAUSTED, f"delivered {attempts} times without reaching an end state")
+        if isinstance(parsed, Parked):
+            return parked(parsed.code, parsed.reason)
+        event = parsed
         try:
-            outcome = process(delivery.body, self.register, now, self.rules, self.store.earlier_hospital)
+            outcome = process_event(event, self.register, now, self.rules, lambda fnr: history.get(fnr, ()),
+                                    self.window_days)
         except Parked as exc:
             return parked(exc.code, exc.reason)
         except Exception as exc:  # a bug must park the event, not stop the consumer
             log.exception("event.internal_error", event_ref=ref, event_id=event_id, error_type=type(exc).__name__)
             return parked(Reason.INTERNAL_ERROR, f"unexpected {type(exc).__name__} while processing; see the log")
-        event = outcome.event
+        chosen = outcome.route
+        facts = dict(samhandlingspunkt=event.samhandlingspunkt, kommunenummer=event.patient.kommunenummer,
+                     patient_key=patient_key(event.patient.fnr), sender_herid=event.sender.herid,
+                     performed_on=event.assessment.performed_on.isoformat(), flags=chosen.flags)
         if not outcome.meldinger:
-            why = outcome.route.why_none or "no receivers"
-            return (EventOutcome(ref, "not_shared", None, why, event.samhandlingspunkt, event.patient.kommunenummer,
-                                 (), patient_key(event.patient.fnr), event.sender.herid),
-                    Handled(ref, event_id, "not_shared", None, why))
-        return (EventOutcome(ref, "routed", None, None, event.samhandlingspunkt, event.patient.kommunenummer,
-                             outcome.meldinger, patient_key(event.patient.fnr), event.sender.herid),
+            status = "declined" if chosen.declined else "not_shared"
+            why = chosen.why_none or "no receivers"
+            return (EventOutcome(ref, status, None, why, **facts), Handled(ref, event_id, status, None, why))
+        # later events of the same batch see this one as the patient's history
+        history.setdefault(event.patient.fnr, []).insert(0, Tidligere(
+            event.event_id, event.samhandlingspunkt, event.sender.herid, event.assessment.performed_on,
+            event.sender.contact))
+        return (EventOutcome(ref, "routed", None, None, meldinger=outcome.meldinger, **facts),
                 Handled(ref, event_id, "sent", None, None, tuple(m.to_herid for m in outcome.meldinger),
-                        tuple(m.msg_id for m in outcome.meldinger)))
+                        tuple(m.msg_id for m in outcome.meldinger), chosen.flags))
 
     def handle_batch(self, deliveries: Sequence[Delivery]) -> list[Handled]:
         """Store, decide, publish, mark: three store transactions and one broker transaction a batch.
@@ -98,12 +116,15 @@ class EventHandler:
         stored = self.store.record_events([Incoming(d.body, i, d.message_id) for d, i in zip(deliveries, ids,
                                                                                               strict=True)])
         now = self.clock()
+        parsed = [None if s.status in END_STATES or (s.status == "routed" and s.attempts <= MAX_ATTEMPTS)
+                  else self._parse(d, s.attempts) for d, s in zip(deliveries, stored, strict=True)]
+        history = self.store.kartlegginger({p.patient.fnr for p in parsed if isinstance(p, Kartlegging)})
         outcomes: list[EventOutcome] = []
         handled: list[Handled] = []
         outgoing: list[Outgoing] = []
         resend: list[tuple[int, list[str]]] = []
-        for delivery, event_id, s in zip(deliveries, ids, stored, strict=True):
-            if s.status in ("sent", "not_shared"):
+        for delivery, event_id, s, p in zip(deliveries, ids, stored, parsed, strict=True):
+            if s.status in END_STATES:
                 log.info("event.duplicate", event_ref=s.ref, event_id=event_id, status=s.status)
                 handled.append(Handled(s.ref, event_id, s.status, None, "duplicate: already " + s.status))
                 continue
@@ -115,7 +136,8 @@ class EventHandler:
                                        tuple(m.to_herid for m in stored_meldinger),
                                        tuple(m.msg_id for m in stored_meldinger)))
                 continue
-            outcome, result = self._decide(delivery, event_id, s.ref, s.attempts, now)
+            assert p is not None
+            outcome, result = self._decide(p, event_id, s.ref, now, history)
             outcomes.append(outcome)
             handled.append(result)
             if outcome.status == "parked":
@@ -134,11 +156,13 @@ class EventHandler:
             if h.status == "sent":
                 log.info("event.sent", event_ref=h.event_ref, event_id=h.event_id, receivers=list(h.receivers),
                          msg_ids=list(h.msg_ids))
+                if h.flags:
+                    log.warning("event.flagged", event_ref=h.event_ref, event_id=h.event_id, flags=list(h.flags))
             elif h.status == "parked":
                 log.warning("event.parked", event_ref=h.event_ref, event_id=h.event_id, reason_code=h.reason_code,
                             reason=h.reason)
-            elif h.status == "not_shared":
-                log.info("event.not_shared", event_ref=h.event_ref, event_id=h.event_id, why=h.reason)
+            elif h.status in ("not_shared", "declined"):
+                log.info(f"event.{h.status}", event_ref=h.event_ref, event_id=h.event_id, why=h.reason)
         return handled
 
 

@@ -24,7 +24,7 @@ from gateway.reasons import Parked, Reason
 SCHEMA_ID = "kartlegging.completed/1"
 CONTRACT_PATH = Path(__file__).resolve().parent.parent / "schemas" / "kartlegging.completed-1.schema.json"
 # Fields whose values must never be echoed in a reason (reasons go to AMQP headers and logs).
-_PRIVATE_FIELDS = {"fnr", "given_name", "family_name"}
+_PRIVATE_FIELDS = {"fnr", "given_name", "family_name", "guardian"}
 
 # The 13 topic areas of the municipal form (seed 004). Codes are stable API; the Norwegian
 # label is what receivers read.
@@ -62,12 +62,22 @@ class Sender:
 
 
 @dataclass(frozen=True)
+class Guardian:
+    """A child's parent or guardian, whom the kommune should contact."""
+
+    name: str
+    relation: str
+    phone: str
+
+
+@dataclass(frozen=True)
 class Patient:
     fnr: str
     given_name: str
     family_name: str
     kommunenummer: str
     fastlege_herid: int | None = None
+    guardian: Guardian | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,22 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class IndividuellPlan:
+    """A need for an individual plan and koordinator; the koordinerende enhet is told only with consent."""
+
+    needed: bool
+    consent_to_notify: bool
+
+
+@dataclass(frozen=True)
+class Declined:
+    """The patient declined the kartlegging; the kommune is told only with consent."""
+
+    consent_to_inform_kommune: bool
+    ask_again_after: date | None = None
+
+
+@dataclass(frozen=True)
 class Kartlegging:
     event_id: str
     occurred_at: datetime
@@ -122,6 +148,15 @@ class Kartlegging:
     assessment: Assessment
     consent: Consent
     hospital_contact_herid: int | None = None
+    kreftkoordinator_wanted: bool = False
+    individuell_plan: IndividuellPlan | None = None
+    declined: Declined | None = None
+    other_hospital_herid: int | None = None
+
+    @property
+    def notify_koordinerende_enhet(self) -> bool:
+        return self.individuell_plan is not None and self.individuell_plan.needed \
+            and self.individuell_plan.consent_to_notify
 
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -193,7 +228,7 @@ def parse_event(body: bytes) -> Kartlegging:
         raise Parked(Reason.SCHEMA, str(exc)) from None
     if not fodselsnummer.is_valid(event.patient.fnr):
         raise Parked(Reason.BAD_FNR, "patient.fnr: not a valid fødselsnummer or D-nummer (check digits or date)")
-    if event.samhandlingspunkt in (1, 2) and event.assessment.procedure_code != "WMFG10":
+    if event.samhandlingspunkt in (1, 2) and event.declined is None and event.assessment.procedure_code != "WMFG10":
         raise Parked(Reason.WMFG10_MISSING,
                      f"assessment.procedure_code must be WMFG10 at samhandlingspunkt {event.samhandlingspunkt}")
     return event
@@ -214,13 +249,14 @@ def _to_event(d: dict[str, Any]) -> Kartlegging:
     if occurred_at.tzinfo is None:
         raise ValueError("occurred_at: the offset is missing")
     s, p, dg, a, c = d["sender"], d["patient"], d["diagnosis"], d["assessment"], d["consent"]
-    contact = s["contact"]
+    contact, guardian, plan, declined = s["contact"], p.get("guardian"), d.get("individuell_plan"), d.get("declined")
     return Kartlegging(
         event_id=d["event_id"].lower(),
         occurred_at=occurred_at,
         samhandlingspunkt=d["samhandlingspunkt"],
         sender=Sender(s["herid"], s["name"], Contact(contact["name"], contact["role"], contact["phone"])),
-        patient=Patient(p["fnr"], p["given_name"], p["family_name"], p["kommunenummer"], p.get("fastlege_herid")),
+        patient=Patient(p["fnr"], p["given_name"], p["family_name"], p["kommunenummer"], p.get("fastlege_herid"),
+                        Guardian(guardian["name"], guardian["relation"], guardian["phone"]) if guardian else None),
         diagnosis=Diagnosis(dg["icd10"], dg["text"], _date(dg["diagnosed_on"], "diagnosis.diagnosed_on")),
         assessment=Assessment(
             procedure_code=a.get("procedure_code"),
@@ -233,4 +269,10 @@ def _to_event(d: dict[str, Any]) -> Kartlegging:
         ),
         consent=Consent(c["objects_to_sharing"], c["share_with_nav"]),
         hospital_contact_herid=d.get("hospital_contact_herid"),
+        kreftkoordinator_wanted=d.get("kreftkoordinator_wanted", False),
+        individuell_plan=IndividuellPlan(plan["needed"], plan["consent_to_notify"]) if plan else None,
+        declined=Declined(declined["consent_to_inform_kommune"],
+                          _date(declined["ask_again_after"], "declined.ask_again_after")
+                          if declined.get("ask_again_after") else None) if declined else None,
+        other_hospital_herid=d.get("other_hospital_herid"),
     )

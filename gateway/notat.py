@@ -2,7 +2,8 @@
 wording without touching code.
 
 The most specific template wins: ``notat_sp{N}_{role}``, ``notat_{role}``, ``notat_sp{N}``, then
-``notat`` (all ``.txt.j2``). Whatever the wording, the field's first complaint must never come
+``notat`` (all ``.txt.j2``); a rule can name another family than ``notat`` (``avslag`` for a
+declined kartlegging), chosen the same way. Whatever the wording, the field's first complaint must never come
 back ("forms arrive without the hospital's contact information and without the diagnosis"): a
 rendered text that lacks any part of the mandatory block is refused.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -43,11 +45,11 @@ def _environment(folder: str) -> jinja2.Environment:
                               autoescape=False, keep_trailing_newline=True)
 
 
-def template_names(samhandlingspunkt: int, receiver_role: str) -> list[str]:
+def template_names(samhandlingspunkt: int, receiver_role: str, family: str = "notat") -> list[str]:
     """Most specific first; ``select_template`` takes the first that exists."""
     sp = f"sp{samhandlingspunkt}"
-    return [f"notat_{sp}_{receiver_role}.txt.j2", f"notat_{receiver_role}.txt.j2", f"notat_{sp}.txt.j2",
-            "notat.txt.j2"]
+    return [f"{family}_{sp}_{receiver_role}.txt.j2", f"{family}_{receiver_role}.txt.j2", f"{family}_{sp}.txt.j2",
+            f"{family}.txt.j2"]
 
 
 def mandatory_block(event: Kartlegging) -> dict[str, str]:
@@ -60,25 +62,29 @@ def mandatory_block(event: Kartlegging) -> dict[str, str]:
         "ICD-10 code": event.diagnosis.icd10,
         "date of the kartlegging": event.assessment.performed_on.strftime("%d.%m.%Y"),
     }
-    if event.assessment.procedure_code or event.samhandlingspunkt in (1, 2):
+    if event.assessment.procedure_code or (event.samhandlingspunkt in (1, 2) and event.declined is None):
         block["procedure code"] = event.assessment.procedure_code or "WMFG10"
     return block
 
 
 @lru_cache(maxsize=64)
-def _template(folder: str, samhandlingspunkt: int, receiver_role: str) -> jinja2.Template:
+def _template(folder: str, samhandlingspunkt: int, receiver_role: str, family: str) -> jinja2.Template:
     """Chosen and compiled once per process: templates are read at start, like the schemas."""
-    return _environment(folder).select_template(template_names(samhandlingspunkt, receiver_role))
+    return _environment(folder).select_template(template_names(samhandlingspunkt, receiver_role, family))
 
 
-def render_note(event: Kartlegging, receiver_role: str) -> str:
-    """The note text for one receiver; raises Parked when the template leaves out the mandatory block."""
-    template = _template(template_dir(), event.samhandlingspunkt, receiver_role)
+def render_note(event: Kartlegging, receiver_role: str, family: str = "notat", *, route: Any = None,
+                m: Any = None) -> str:
+    """The note text for one receiver; raises Parked when the template leaves out the mandatory block.
+    ``route`` and ``m`` (the receiver) reach the template for the special cases; None when unknown."""
+    template = _template(template_dir(), event.samhandlingspunkt, receiver_role, family)
     text = template.render(
         e=event,
         receiver_role=receiver_role,
         sp_text=SAMHANDLINGSPUNKT_TEXT[event.samhandlingspunkt],
         topics_with_need=[t for t in event.assessment.topics if t.need],
+        route=route,
+        m=m,
     )
     missing = [name for name, value in mandatory_block(event).items() if value not in text]
     if missing:

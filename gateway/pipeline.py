@@ -11,11 +11,12 @@ from datetime import datetime
 
 from gateway.adresseregister import Register
 from gateway.formats import FORMATS
+from gateway.historikk import DEFAULT_WINDOW_DAYS, Historikk
 from gateway.kartlegging import Kartlegging, parse_event
 from gateway.melding import Melding, msg_id_for
 from gateway.notat import render_note
 from gateway.reasons import Parked, Reason
-from gateway.routing import EarlierHospital, Mottaker, Route, route
+from gateway.routing import Mottaker, Route, route
 from gateway.rutingregler import RuleSet
 from gateway.validation import MessageInvalid, validate_message
 
@@ -29,7 +30,7 @@ class Outcome:
 
 def build_melding(event: Kartlegging, chosen: Route, mottaker: Mottaker, msg_id: str, now: datetime) -> Melding:
     """One validated message; an invalid one parks the event, never leaves."""
-    text = render_note(event, mottaker.role)
+    text = render_note(event, mottaker.role, chosen.template, route=chosen, m=mottaker)
     fmt = FORMATS[mottaker.format]
     xml = fmt.build(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
     try:
@@ -55,8 +56,12 @@ def build_meldinger(event: Kartlegging, chosen: Route, now: datetime) -> tuple[M
     return tuple(build_melding(event, chosen, m, msg_id_for(event.event_id, m.herid), now) for m in chosen.receivers)
 
 
-def process(body: bytes, register: Register, now: datetime, rules: RuleSet | None = None,
-            earlier_hospital: EarlierHospital | None = None) -> Outcome:
-    event = parse_event(body)
-    chosen = route(event, register, rules, earlier_hospital)
+def process_event(event: Kartlegging, register: Register, now: datetime, rules: RuleSet | None = None,
+                  history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS) -> Outcome:
+    chosen = route(event, register, rules, history, window_days)
     return Outcome(event, chosen, build_meldinger(event, chosen, now))
+
+
+def process(body: bytes, register: Register, now: datetime, rules: RuleSet | None = None,
+            history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS) -> Outcome:
+    return process_event(parse_event(body), register, now, rules, history, window_days)

@@ -6,23 +6,24 @@ receivers; each receiver is found by walking its fallback chain, and gets the fi
 rule's preference that the registry says it accepts. Every step that did not find anybody is kept
 with its reason, so ``gateway route explain`` can show why a message went where it went.
 When the patient objects to sharing, nobody gets a copy; a non-health receiver (NAV) gets one only
-with the patient's consent.
+with the patient's consent. When the patient declined the kartlegging, only a rule for declined
+kartlegginger applies, and only if the patient consented to informing the kommune.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gateway import fodselsnummer
 from gateway.adresseregister import Address, Party, Register, address_of
+from gateway.historikk import DEFAULT_WINDOW_DAYS, TWO_HOSPITALS, Historikk, Tidligere, last_hospital, second_hospital
 from gateway.kartlegging import Kartlegging
 from gateway.reasons import Parked, Reason
-from gateway.rutingregler import NON_HEALTH, ReceiverRule, Rule, RuleSet, default_rules
+from gateway.rutingregler import NON_HEALTH, Fakta, ReceiverRule, Rule, RuleSet, default_rules
 
 DIALOGMELDING = "dialogmelding-1.1"
 PLO = "plo-1.6"
-
-EarlierHospital = Callable[[str], int | None]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Mottaker:
     address: Address
     why: str
     format: str = DIALOGMELDING
+    target: str = ""  # what was found: a service type, fastlege or sykehus
+    fallback: bool = False  # found by a later step of the rule's chain than the first
 
     @property
     def herid(self) -> int:
@@ -56,6 +59,20 @@ class Route:
     why_none: str | None = None
     rule: str | None = None
     skipped: tuple[Skipped, ...] = ()
+    additions: tuple[str, ...] = ()  # the additions that fired, "name (file:line)"
+    flags: tuple[str, ...] = ()  # for operators, e.g. two-hospitals
+    declined: bool = False
+    age: int | None = None  # the patient's age on the day of the kartlegging
+    second_hospital: Tidligere | None = None  # another hospital's kartlegging at the same point, in the window
+    second_hospital_address: Address | None = None
+    other_hospital: Address | None = None  # named by the sender (other_hospital_herid)
+    template: str = "notat"  # the family of texts, from the rule that chose the route
+
+
+def fakta(event: Kartlegging) -> Fakta:
+    return Fakta(event.samhandlingspunkt, event.declined is not None, event.kreftkoordinator_wanted,
+                 event.notify_koordinerende_enhet, fodselsnummer.age_on(event.patient.fnr,
+                                                                        event.assessment.performed_on))
 
 
 def _kommune_service(event: Kartlegging, register: Register, target: str,
@@ -98,10 +115,10 @@ def _fastlege(event: Kartlegging, register: Register, skipped: list[Skipped], ro
     return person, f"{assignment.relation} in the GP register on {on.isoformat()}"
 
 
-def _sykehus(event: Kartlegging, register: Register, earlier: EarlierHospital | None,
+def _sykehus(event: Kartlegging, register: Register, earlier: Sequence[Tidligere],
              skipped: list[Skipped], role: str) -> tuple[Party, str] | None:
     for herid, how in ((event.hospital_contact_herid, "named in the event"),
-                       (earlier(event.patient.fnr) if earlier else None, "sender of the patient's last SP1/SP2 event")):
+                       (last_hospital(earlier), "sender of the patient's last SP1/SP2 event")):
         if herid is None:
             continue
         party = register.party(herid)
@@ -123,7 +140,7 @@ def _missing_code(event: Kartlegging, register: Register, wanted: ReceiverRule) 
 
 
 def _receiver(event: Kartlegging, register: Register, rule: Rule, wanted: ReceiverRule,
-              earlier: EarlierHospital | None, skipped: list[Skipped]) -> Mottaker | None:
+              earlier: Sequence[Tidligere], skipped: list[Skipped]) -> Mottaker | None:
     if set(wanted.find) & NON_HEALTH and not event.consent.share_with_nav:
         skipped.append(Skipped(wanted.role, "/".join(wanted.find), None,
                                "consent: the patient has not consented to sharing with NAV"))
@@ -153,7 +170,7 @@ def _receiver(event: Kartlegging, register: Register, rule: Rule, wanted: Receiv
                          f"{', '.join(wanted.formats)} (registry: {', '.join(party.formats) or 'nothing'})")
         chain = f" (fallback step {step} of {len(wanted.find)})" if len(wanted.find) > 1 else ""
         return Mottaker(wanted.role, address, f"rule {rule.name} ({rule.source}): {wanted.role} = {target} "
-                        f"{party.herid}{chain}, {how}; {fmt}", fmt)
+                        f"{party.herid}{chain}, {how}; {fmt}", fmt, target, step > 1)
     if wanted.optional:
         return None
     reasons = "; ".join(s.why for s in skipped if s.role == wanted.role)
@@ -161,29 +178,62 @@ def _receiver(event: Kartlegging, register: Register, rule: Rule, wanted: Receiv
                  f"rule {rule.name}: no {wanted.role} found ({' → '.join(wanted.find)}): {reasons}")
 
 
+def _add(found: Mottaker, sender: Address, receivers: list[Mottaker], skipped: list[Skipped]) -> None:
+    if found.herid == sender.herid:
+        skipped.append(Skipped(found.role, "-", found.herid, "the sender itself"))
+    elif any(r.herid == found.herid for r in receivers):
+        skipped.append(Skipped(found.role, "-", found.herid, "already a receiver of this event"))
+    else:
+        receivers.append(found)
+
+
+def _organisation_of(register: Register) -> Callable[[int], int | None]:
+    def organisation(herid: int) -> int | None:
+        address = address_of(register, herid)
+        return address.organisation.herid if address else None
+    return organisation
+
+
 def route(event: Kartlegging, register: Register, rules: RuleSet | None = None,
-          earlier_hospital: EarlierHospital | None = None) -> Route:
+          history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS) -> Route:
     sender = address_of(register, event.sender.herid)
     if sender is None:
         raise Parked(Reason.UNKNOWN_SENDER, f"sender HER-id {event.sender.herid} is not in the registry")
     if event.consent.objects_to_sharing:
-        return Route(sender, (), why_none="the patient objects to sharing: no copy is sent")
+        return Route(sender, (), why_none="the patient objects to sharing: no copy is sent",
+                     rule="built in: the patient objects to sharing")
+    facts = fakta(event)
+    if event.declined is not None and not event.declined.consent_to_inform_kommune:
+        return Route(sender, (), why_none="the patient declined the kartlegging and did not consent to informing "
+                     "the kommune: nothing is sent", rule="built in: declined without consent to inform the kommune",
+                     declined=True, age=facts.age)
     ruleset = rules or default_rules()
-    rule = next((r for r in ruleset.rules_for(event.patient.kommunenummer)
-                 if event.samhandlingspunkt in r.samhandlingspunkt), None)
+    kommune = event.patient.kommunenummer
+    rule = next((r for r in ruleset.rules_for(kommune) if r.when.matches(facts)), None)
+    if rule is None and facts.declined:
+        return Route(sender, (), why_none=f"the patient declined the kartlegging; no rule sends a notice at "
+                     f"samhandlingspunkt {event.samhandlingspunkt}", declined=True, age=facts.age)
     if rule is None:
         raise Parked(Reason.NO_MATCHING_RULE, f"no routing rule for samhandlingspunkt {event.samhandlingspunkt}")
+    earlier = history(event.patient.fnr) if history else ()
     skipped: list[Skipped] = []
     receivers: list[Mottaker] = []
     for wanted in rule.receivers:
-        found = _receiver(event, register, rule, wanted, earlier_hospital, skipped)
-        if found is None:
+        found = _receiver(event, register, rule, wanted, earlier, skipped)
+        if found is not None:
+            _add(found, sender, receivers, skipped)
+    fired: list[str] = []
+    for addition in ruleset.additions_for(kommune):
+        if not addition.when.matches(facts):
             continue
-        if found.herid == sender.herid:
-            skipped.append(Skipped(found.role, "-", found.herid, "the sender itself"))
-        elif any(r.herid == found.herid for r in receivers):
-            skipped.append(Skipped(found.role, "-", found.herid, "already a receiver of this event"))
-        else:
-            receivers.append(found)
+        fired.append(f"{addition.name} ({addition.source})")
+        for wanted in addition.receivers:
+            found = _receiver(event, register, addition, wanted, earlier, skipped)
+            if found is not None:
+                _add(found, sender, receivers, skipped)
+    second = second_hospital(event, earlier, _organisation_of(register), window_days)
+    other = address_of(register, event.other_hospital_herid) if event.other_hospital_herid else None
     return Route(sender, tuple(receivers), None if receivers else "the sender is the only receiver",
-                 f"{rule.name} ({rule.source})", tuple(skipped))
+                 f"{rule.name} ({rule.source})", tuple(skipped), tuple(fired),
+                 (TWO_HOSPITALS,) if second else (), facts.declined, facts.age, second,
+                 address_of(register, second.sender_herid) if second else None, other, rule.template)

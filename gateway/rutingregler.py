@@ -1,13 +1,16 @@
 """Routing rules as data (``routes/``): a default rule set and per-kommune overrides in YAML.
 
-Rules are checked when loaded: an unknown key, service type, target or format is an error with
-file and line, and the gateway refuses to start rather than route wrongly.
+``rules`` choose the route: the first that matches wins. ``additions`` add receivers for the field's
+special cases (a wish for a kreftkoordinator, an individual plan, a child): every addition that
+matches adds its receivers. Rules are checked when loaded: an unknown key, service type, target,
+format or template is an error with file and line, and the gateway refuses to start rather than
+route wrongly.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import yaml
 
 from gateway.adresseregister import SERVICE_TYPES
 from gateway.formats import FORMATS
+from gateway.notat import template_dir
 
 PERSON_TARGETS = {"fastlege", "sykehus"}
 TARGETS = set(SERVICE_TYPES) | PERSON_TARGETS
@@ -35,20 +39,60 @@ class ReceiverRule:
 
 
 @dataclass(frozen=True)
+class Fakta:
+    """What a rule can ask about an event: plain values, worked out once per event."""
+
+    samhandlingspunkt: int
+    declined: bool = False
+    kreftkoordinator_wanted: bool = False
+    individuell_plan: bool = False  # needed, and the patient consents to notifying the koordinerende enhet
+    age: int | None = None  # on the day of the kartlegging
+
+
+@dataclass(frozen=True)
+class When:
+    """A rule's conditions. ``declined`` is False unless the rule says otherwise (``true`` or ``any``), so a
+    rule for a kartlegging that was done never catches one the patient declined."""
+
+    samhandlingspunkt: frozenset[int] = frozenset({1, 2, 3, 4, 5})
+    declined: bool | None = False  # None: either
+    kreftkoordinator_wanted: bool | None = None
+    individuell_plan: bool | None = None
+    age_under: int | None = None
+
+    def matches(self, f: Fakta) -> bool:
+        return (f.samhandlingspunkt in self.samhandlingspunkt
+                and (self.declined is None or self.declined == f.declined)
+                and (self.kreftkoordinator_wanted is None or self.kreftkoordinator_wanted == f.kreftkoordinator_wanted)
+                and (self.individuell_plan is None or self.individuell_plan == f.individuell_plan)
+                and (self.age_under is None or (f.age is not None and f.age < self.age_under)))
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
-    samhandlingspunkt: frozenset[int]
+    when: When
     receivers: tuple[ReceiverRule, ...]
     source: str  # file:line, for explanations
+    template: str = "notat"  # the family of templates the text comes from (templates/{template}*.txt.j2)
+
+    @property
+    def samhandlingspunkt(self) -> frozenset[int]:
+        return self.when.samhandlingspunkt
 
 
 @dataclass(frozen=True)
 class RuleSet:
     default: tuple[Rule, ...]
     kommune: dict[str, tuple[Rule, ...]]
+    default_additions: tuple[Rule, ...] = ()
+    kommune_additions: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
 
     def rules_for(self, kommunenummer: str) -> tuple[Rule, ...]:
         return self.kommune.get(kommunenummer, ()) + self.default
+
+    def additions_for(self, kommunenummer: str) -> tuple[Rule, ...]:
+        return self.kommune_additions.get(kommunenummer, ()) + self.default_additions
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -94,44 +138,82 @@ def _receiver(raw: Any, path: Path) -> ReceiverRule:
     return ReceiverRule(raw["role"], find, formats, raw.get("optional", False))
 
 
+def _flag(when: dict[str, Any], key: str, where: str, allow_any: bool = False) -> bool | None:
+    value = when.get(key)
+    if value is None or (allow_any and value == "any"):
+        return None
+    if not isinstance(value, bool):
+        raise RuleError(f"{where}: {key} must be true or false" + (" or any" if allow_any else ""))
+    return value
+
+
+def _when(raw: Any, where: str, path: Path) -> When:
+    if not isinstance(raw, dict):
+        raise RuleError(f"{where}: a rule needs 'when'")
+    where = f"{path}:{raw['__line__']}"
+    _check_keys(raw, {"samhandlingspunkt", "declined", "kreftkoordinator_wanted", "individuell_plan", "age_under"},
+                where)
+    points = raw.get("samhandlingspunkt", [1, 2, 3, 4, 5])
+    if not isinstance(points, list) or not points or not all(p in (1, 2, 3, 4, 5) for p in points):
+        raise RuleError(f"{where}: samhandlingspunkt must be a list of numbers 1-5")
+    age_under = raw.get("age_under")
+    if age_under is not None and (not isinstance(age_under, int) or isinstance(age_under, bool)
+                                  or not 1 <= age_under <= 150):
+        raise RuleError(f"{where}: age_under must be a whole number of years, e.g. 18")
+    declined = _flag(raw, "declined", where, allow_any=True) if "declined" in raw else False
+    return When(frozenset(points), declined, _flag(raw, "kreftkoordinator_wanted", where),
+                _flag(raw, "individuell_plan", where), age_under)
+
+
 def _rule(raw: Any, path: Path) -> Rule:
     if not isinstance(raw, dict):
         raise RuleError(f"{path}: a rule must be a mapping")
     where = f"{path}:{raw['__line__']}"
-    _check_keys(raw, {"name", "when", "receivers"}, where)
+    _check_keys(raw, {"name", "when", "receivers", "template"}, where)
     if not isinstance(raw.get("name"), str):
         raise RuleError(f"{where}: a rule needs a name")
-    when = raw.get("when")
-    if not isinstance(when, dict):
-        raise RuleError(f"{where}: a rule needs 'when'")
-    _check_keys(when, {"samhandlingspunkt"}, f"{path}:{when['__line__']}")
-    points = when.get("samhandlingspunkt")
-    if not isinstance(points, list) or not points or not all(p in (1, 2, 3, 4, 5) for p in points):
-        raise RuleError(f"{path}:{when['__line__']}: samhandlingspunkt must be a list of numbers 1-5")
+    when = _when(raw.get("when"), where, path)
+    template = raw.get("template", "notat")
+    if not isinstance(template, str) or not template.replace("_", "").isalnum():
+        raise RuleError(f"{where}: template must be a name like notat or avslag")
+    if not (Path(template_dir()) / f"{template}.txt.j2").exists():
+        raise RuleError(f"{where}: template {template}.txt.j2 is not in {template_dir()}")
     receivers = raw.get("receivers")
     if not isinstance(receivers, list) or not receivers:
         raise RuleError(f"{where}: a rule needs receivers")
-    return Rule(raw["name"], frozenset(points), tuple(_receiver(r, path) for r in receivers),
-                f"{path.parent.name}/{path.name}:{raw['__line__']}")
+    return Rule(raw["name"], when, tuple(_receiver(r, path) for r in receivers),
+                f"{path.parent.name}/{path.name}:{raw['__line__']}", template)
 
 
-def load_rule_file(path: Path) -> tuple[str | None, tuple[Rule, ...]]:
+def _rules(raw: Any, path: Path, key: str) -> tuple[Rule, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise RuleError(f"{path}: {key} must be a non-empty list")
+    for r in raw:
+        if key == "additions" and isinstance(r, dict) and "template" in r:
+            raise RuleError(f"{path}:{r['__line__']}: an addition only adds receivers; the text's template "
+                            "comes from the rule that chose the route")
+    return tuple(_rule(r, path) for r in raw)
+
+
+def load_rule_file(path: Path) -> tuple[str | None, tuple[Rule, ...], tuple[Rule, ...]]:
+    """(kommune, rules, additions) of one file."""
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
     except yaml.YAMLError as exc:
         raise RuleError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise RuleError(f"{path}: expected a mapping with version and rules")
-    _check_keys(raw, {"version", "kommune", "rules"}, f"{path}:{raw['__line__']}")
+    _check_keys(raw, {"version", "kommune", "rules", "additions"}, f"{path}:{raw['__line__']}")
     if raw.get("version") != 1:
         raise RuleError(f"{path}:{raw['__line__']}: version must be 1")
     kommune = raw.get("kommune")
     if kommune is not None and not (isinstance(kommune, str) and len(kommune) == 4 and kommune.isdigit()):
         raise RuleError(f"{path}:{raw['__line__']}: kommune must be a four-digit string, e.g. \"5001\"")
-    rules = raw.get("rules")
-    if not isinstance(rules, list) or not rules:
+    if "rules" not in raw and "additions" not in raw:
         raise RuleError(f"{path}: no rules")
-    return kommune, tuple(_rule(r, path) for r in rules)
+    rules = _rules(raw["rules"], path, "rules") if "rules" in raw else ()
+    additions = _rules(raw["additions"], path, "additions") if "additions" in raw else ()
+    return kommune, rules, additions
 
 
 def load_rules(folder: Path) -> RuleSet:
@@ -139,19 +221,20 @@ def load_rules(folder: Path) -> RuleSet:
     default_path = folder / "default.yaml"
     if not default_path.exists():
         raise RuleError(f"{default_path} is missing: the gateway needs a default rule set")
-    kommune_none, default = load_rule_file(default_path)
+    kommune_none, default, default_additions = load_rule_file(default_path)
     if kommune_none is not None:
         raise RuleError(f"{default_path}: the default rule set names no kommune")
     overrides: dict[str, tuple[Rule, ...]] = {}
+    override_additions: dict[str, tuple[Rule, ...]] = {}
     for path in sorted((folder / "kommune").glob("*.yaml")):
-        kommune, rules = load_rule_file(path)
+        kommune, rules, additions = load_rule_file(path)
         if kommune is None or path.stem != kommune:
             raise RuleError(f"{path}: the file must be named after its kommune ({kommune}.yaml)")
-        overrides[kommune] = rules
+        overrides[kommune], override_additions[kommune] = rules, additions
     for sp in range(1, 6):
-        if not any(sp in r.samhandlingspunkt for r in default):
+        if not any(r.when.matches(Fakta(sp)) for r in default):
             raise RuleError(f"{default_path}: no default rule for samhandlingspunkt {sp}")
-    return RuleSet(default, overrides)
+    return RuleSet(default, overrides, default_additions, override_additions)
 
 
 def routes_dir() -> Path:

@@ -17,10 +17,12 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from gateway.historikk import Tidligere, last_hospital
+from gateway.kartlegging import Contact
 from gateway.melding import Melding
 
 # Migrations, applied in order and recorded in schema_version. Written once for both backends:
@@ -132,7 +134,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE events ADD COLUMN sender_herid BIGINT;
     CREATE INDEX events_patient ON events(patient_key, samhandlingspunkt);
     """,
+    """
+    ALTER TABLE events ADD COLUMN performed_on TEXT;
+    ALTER TABLE events ADD COLUMN flags TEXT;
+    """,
 ]
+
+END_STATES = ("sent", "not_shared", "declined")  # a duplicate of an event in these is only noted
 
 
 def patient_key(fnr: str) -> str:
@@ -148,6 +156,19 @@ def dedupe_key(item: Incoming) -> str:
     if item.amqp_message_id:
         return f"amqp:{item.amqp_message_id}"
     return "sha256:" + hashlib.sha256(item.body).hexdigest()
+
+
+# flags is a comma-separated list; this finds one whole flag in it
+_FLAG_CLAUSE = "',' || flags || ',' LIKE '%,' || ? || ',%'"
+
+
+def _sender_contact(body: bytes) -> Contact | None:
+    """The contact person of an earlier event, for a message that names that hospital."""
+    try:
+        c = json.loads(bytes(body))["sender"]["contact"]
+        return Contact(c["name"], c["role"], c["phone"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _now() -> str:
@@ -183,6 +204,8 @@ class EventOutcome:
     meldinger: tuple[Melding, ...] = ()
     patient_key: str | None = None
     sender_herid: int | None = None
+    performed_on: str | None = None
+    flags: tuple[str, ...] = ()
 
 
 class StoreUnavailable(Exception):
@@ -213,7 +236,7 @@ class Store(Protocol):
 
     def mark_overdue(self, sent_before: datetime) -> list[dict[str, Any]]: ...
 
-    def earlier_hospital(self, fnr: str) -> int | None: ...
+    def kartlegginger(self, fnrs: Iterable[str]) -> dict[str, list[Tidligere]]: ...
 
     def find_messages(self, *, status: str | None = None, receiver: int | None = None, kommune: str | None = None,
                       samhandlingspunkt: int | None = None, since: str | None = None, until: str | None = None,
@@ -384,7 +407,7 @@ class SqlStore:
         key = dedupe_key(item)
         row = self._execute(db, "SELECT id, status, attempts FROM events WHERE dedupe_key = ?", (key,)).fetchone()
         if row is not None:
-            if row["status"] in ("sent", "not_shared"):
+            if row["status"] in END_STATES:
                 self._transition(db, "event", row["id"], row["status"], None, "received again: duplicate")
                 return StoredEvent(row["id"], row["status"], row["attempts"])
             if row["status"] == "routed":
@@ -418,9 +441,10 @@ class SqlStore:
                 self._execute(
                     db, "UPDATE events SET status=?, reason_code=?, reason=?, samhandlingspunkt=COALESCE(?, "
                     "samhandlingspunkt), kommunenummer=COALESCE(?, kommunenummer), patient_key=COALESCE(?, "
-                    "patient_key), sender_herid=COALESCE(?, sender_herid) WHERE id=?",
+                    "patient_key), sender_herid=COALESCE(?, sender_herid), performed_on=COALESCE(?, performed_on), "
+                    "flags=? WHERE id=?",
                     (o.status, o.reason_code, o.reason, o.samhandlingspunkt, o.kommunenummer, o.patient_key,
-                     o.sender_herid, o.ref))
+                     o.sender_herid, o.performed_on, ",".join(o.flags) or None, o.ref))
                 why = o.reason if o.status != "routed" else f"{len(o.meldinger)} receiver(s)"
                 self._transition(db, "event", o.ref, o.status, o.reason_code, why)
                 for m in o.meldinger:
@@ -507,39 +531,55 @@ class SqlStore:
 
         return self._tx(work)
 
+    def kartlegginger(self, fnrs: Iterable[str]) -> dict[str, list[Tidligere]]:
+        """Each patient's earlier kartlegginger that reached their receivers, newest first; one query
+        for a whole batch."""
+        keys = {patient_key(fnr): fnr for fnr in fnrs}
+        found: dict[str, list[Tidligere]] = {fnr: [] for fnr in keys.values()}
+        if not keys:
+            return found
+        marks = ",".join("?" * len(keys))
+        rows = self._query(
+            "SELECT patient_key, event_id, samhandlingspunkt, sender_herid, performed_on, body FROM events "
+            f"WHERE patient_key IN ({marks}) AND status IN ('sent', 'routed') ORDER BY id DESC", tuple(keys))
+        for r in rows:
+            found[keys[r["patient_key"]]].append(Tidligere(
+                r["event_id"] or "", r["samhandlingspunkt"], r["sender_herid"],
+                date.fromisoformat(r["performed_on"]) if r["performed_on"] else None, _sender_contact(r["body"])))
+        return found
+
     def earlier_hospital(self, fnr: str) -> int | None:
         """The sender of the patient's last SP1/SP2 event that was sent: the hospital contact point."""
-        rows = self._query("SELECT sender_herid FROM events WHERE patient_key = ? AND samhandlingspunkt IN (1, 2) "
-                           "AND status = 'sent' ORDER BY id DESC LIMIT 1", (patient_key(fnr),))
-        return rows[0]["sender_herid"] if rows else None
+        return last_hospital(self.kartlegginger([fnr])[fnr])
 
     def find_messages(self, *, status: str | None = None, receiver: int | None = None, kommune: str | None = None,
                       samhandlingspunkt: int | None = None, since: str | None = None, until: str | None = None,
-                      limit: int = 1000) -> list[dict[str, Any]]:
+                      flag: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         where, args = ["1=1"], []
         for clause, value in (("m.status = ?", status), ("m.to_herid = ?", receiver), ("e.kommunenummer = ?", kommune),
                               ("e.samhandlingspunkt = ?", samhandlingspunkt), ("m.created_at >= ?", since),
-                              ("m.created_at < ?", until)):
+                              ("m.created_at < ?", until), (_FLAG_CLAUSE.replace("flags", "e.flags"), flag)):
             if value is not None:
                 where.append(clause)
                 args.append(value)
         return self._query(
             "SELECT m.msg_id, m.event_ref, e.event_id, m.msg_type, m.from_herid, m.to_herid, m.role, m.status, "
-            "m.created_at, m.sent_at, m.apprec_status, m.apprec_errors, e.samhandlingspunkt, e.kommunenummer "
+            "m.created_at, m.sent_at, m.apprec_status, m.apprec_errors, e.samhandlingspunkt, e.kommunenummer, "
+            "e.flags "
             f"FROM messages m JOIN events e ON e.id = m.event_ref WHERE {' AND '.join(where)} "
             "ORDER BY m.created_at, m.msg_id LIMIT ?", (*args, limit))
 
     def find_events(self, *, status: str | None = None, reason_code: str | None = None, since: str | None = None,
-                    until: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+                    until: str | None = None, flag: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         where, args = ["1=1"], []
         for clause, value in (("status = ?", status), ("reason_code = ?", reason_code), ("received_at >= ?", since),
-                              ("received_at < ?", until)):
+                              ("received_at < ?", until), (_FLAG_CLAUSE, flag)):
             if value is not None:
                 where.append(clause)
                 args.append(value)
         return self._query(
-            "SELECT id, event_id, received_at, status, reason_code, reason, samhandlingspunkt, kommunenummer, attempts "
-            f"FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*args, limit))
+            "SELECT id, event_id, received_at, status, reason_code, reason, samhandlingspunkt, kommunenummer, "
+            f"attempts, flags FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*args, limit))
 
     def event(self, key: str) -> dict[str, Any] | None:
         """By event_id or by the store's own number."""

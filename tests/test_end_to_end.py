@@ -237,7 +237,9 @@ def test_gateway_refuses_to_start_on_a_broken_rule_set(gateway_env: dict[str, st
     g = spawn({**gateway_env, "GATEWAY_ROUTES": str(routes)}, "broken-rules.log")
     with pytest.raises(AssertionError, match="exited with 1"):
         g.start(rabbit, timeout=20)
-    assert "default.yaml:14: unknown receiver 'tildeling'" in g.log_text()
+    # the error names the line of the receiver ("- role: …", the line above its find)
+    line = default.splitlines().index("        find: [forvaltningsenhet]")
+    assert f"default.yaml:{line}: unknown receiver 'tildeling'" in g.log_text()
 
 
 def test_gateway_routes_from_the_registry_in_the_store(gateway_env: dict[str, str], tmp_path: Path, spawn: Any,

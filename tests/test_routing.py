@@ -10,6 +10,7 @@ import pytest
 
 from gateway.adresseregister import GpAssignment, MemoryRegister, Party
 from gateway.fodselsnummer import synthetic
+from gateway.historikk import Tidligere
 from gateway.kartlegging import (
     Assessment,
     Consent,
@@ -188,7 +189,8 @@ def test_sp3_reaches_the_hospital_named_in_the_event_or_in_earlier_events() -> N
     chosen = route(e, register())
     assert [(m.role, m.herid) for m in chosen.receivers] == [("fastlege", GP), ("sykehus", DEPT)]
     assert "named in the event" in chosen.receivers[1].why
-    earlier = route(event(4, sender=FORVALTNING), register(), earlier_hospital=lambda fnr: DEPT if fnr == FNR else None)
+    history = [Tidligere("e-1", 3, FORVALTNING, None), Tidligere("e-2", 1, DEPT, None)]
+    earlier = route(event(4, sender=FORVALTNING), register(), history=lambda fnr: history if fnr == FNR else [])
     assert [m.herid for m in earlier.receivers] == [GP, DEPT]
     assert "last SP1/SP2 event" in earlier.receivers[1].why
     unknown = route(event(5, sender=FORVALTNING), register())
@@ -240,17 +242,30 @@ def test_inactive_service_is_skipped_for_the_next_one() -> None:
     assert Skipped("kommune", "forvaltningsenhet", 8_900_009, "inactive in the registry") in chosen.skipped
 
 
+def line_of(needle: str, offset: int = 0) -> int:
+    """The 1-based line of the first line of DEFAULT that contains needle, plus offset."""
+    return next(i for i, line in enumerate(DEFAULT.splitlines(), start=1) if needle in line) + offset
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("[forvaltningsenhet]", "[tildeling]"), r"default.yaml:14: unknown receiver 'tildeling'"),
+        (("[forvaltningsenhet]", "[tildeling]"),
+         rf"default.yaml:{line_of('find: [forvaltningsenhet]', -1)}: unknown receiver 'tildeling'"),
         (("[dialogmelding-1.1, plo-1.6]", "[dialogmelding-1.0]"),
-         r"default.yaml:14: unknown format 'dialogmelding-1.0'"),
+         rf"default.yaml:{line_of('formats: [dialogmelding-1.1, plo-1.6]', -2)}: unknown format 'dialogmelding-1.0'"),
         (("optional: true\n      - role: fastlege", "optionl: true\n      - role: fastlege"),
-         r"default.yaml:17: unknown key\(s\) optionl"),
+         rf"default.yaml:{line_of('role: saksbehandling')}: unknown key\(s\) optionl"),
         (("samhandlingspunkt: [3, 4, 5]", "samhandlingspunkt: [3, 4]"), "no default rule for samhandlingspunkt 5"),
-        (("samhandlingspunkt: [1, 2]", "samhandlingspunkt: [1, 7]"), r"default.yaml:12: samhandlingspunkt"),
+        (("      samhandlingspunkt: [1, 2]\n    receivers", "      samhandlingspunkt: [1, 7]\n    receivers"),
+         rf"default.yaml:{line_of('name: sp1-sp2-fra-sykehuset', 2)}: samhandlingspunkt"),
         (("version: 1", "version: [1"), "not valid YAML"),
+        (("\n      age_under: 18", "\n      age_under: atten"),
+         rf"default.yaml:{line_of('name: barn-under-18', 2)}: age_under"),
+        (("declined: any", "declined: maybe"), "declined must be true or false or any"),
+        (("    template: avslag", "    template: avslg"), "template avslg.txt.j2 is not in"),
+        (("\n      kreftkoordinator_wanted: true", "\n      kreftkoordinator_onske: true"),
+         r"unknown key\(s\) kreftkoordinator_onske"),
     ],
 )
 def test_broken_rule_files_are_refused_with_file_and_line(tmp_path: Path, change: tuple[str, str],
