@@ -14,6 +14,7 @@ then one table, a JSON file in bench/results/, and a row appended to BENCHMARKS.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import pika
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.fodselsnummer import synthetic_all  # noqa: E402
 from tests.conftest import BROKER_URL, pika_parameters  # noqa: E402
 
 EVENT = json.loads((ROOT / "fixtures" / "events" / "07-sp1-hamar-skipper-nedlagt-enhet.json").read_text("utf-8"))
@@ -40,9 +42,22 @@ RECEIVERS = ("8100405_async", "8101201_async")  # forvaltningsenhet and fastlege
 OUT_SIZE = 9000  # bytes, about what the gateway publishes per message
 
 
+@functools.cache
+def _numbers(birth: date) -> list[str]:
+    return synthetic_all(birth)
+
+
+def patient_fnr(i: int) -> str:
+    """A different synthetic patient for every event, as in a real backlog (the gateway looks up each
+    patient's history; one patient repeated 100,000 times would measure something no hospital sends)."""
+    birth = date(1940, 1, 1) + timedelta(days=i % 2_000)
+    return _numbers(birth)[i // 2_000]
+
+
 def event_body(i: int, run: str) -> tuple[str, bytes]:
     event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{run}/{i}"))
-    return event_id, json.dumps({**EVENT, "event_id": event_id}).encode()
+    patient = {**EVENT["patient"], "fnr": patient_fnr(i), "fastlege_herid": 8101201}
+    return event_id, json.dumps({**EVENT, "event_id": event_id, "patient": patient}).encode()
 
 
 def channel() -> tuple[pika.BlockingConnection, Any]:

@@ -440,7 +440,8 @@ def route_explain(event_file: Path, as_json: bool) -> None:
     for addition in chosen.additions:
         click.echo(f"also: {addition}")
     if earlier:
-        click.echo(f"flag: {TWO_HOSPITALS}: HER-id {earlier['herid']} did samhandlingspunkt "
+        click.echo(f"flag: {TWO_HOSPITALS} (built-in check, window {settings.two_hospitals_window_days} days): "
+                   f"another hospital, HER-id {earlier['herid']}, did samhandlingspunkt "
                    f"{earlier['samhandlingspunkt']} on {earlier['performed_on']} (event {earlier['event_id']})")
     for m in chosen.receivers:
         party = m.address.unit or m.address.organisation

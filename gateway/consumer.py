@@ -96,7 +96,8 @@ class EventHandler:
         chosen = outcome.route
         facts = dict(samhandlingspunkt=event.samhandlingspunkt, kommunenummer=event.patient.kommunenummer,
                      patient_key=patient_key(event.patient.fnr), sender_herid=event.sender.herid,
-                     performed_on=event.assessment.performed_on.isoformat(), flags=chosen.flags)
+                     performed_on=event.assessment.performed_on.isoformat(), flags=chosen.flags,
+                     sender_contact=event.sender.contact)
         if not outcome.meldinger:
             status = "declined" if chosen.declined else "not_shared"
             why = chosen.why_none or "no receivers"

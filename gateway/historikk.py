@@ -20,7 +20,7 @@ DEFAULT_WINDOW_DAYS = 90
 
 @dataclass(frozen=True)
 class Tidligere:
-    """An earlier kartlegging of the same patient that reached its receivers."""
+    """An earlier SP1/SP2 kartlegging of the same patient that reached its receivers."""
 
     event_id: str
     samhandlingspunkt: int
@@ -29,7 +29,7 @@ class Tidligere:
     contact: Contact | None = None
 
 
-# fnr → the patient's earlier kartlegginger, newest first
+# fnr → the patient's earlier SP1/SP2 kartlegginger, newest first
 Historikk = Callable[[str], Sequence[Tidligere]]
 
 

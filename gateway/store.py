@@ -16,7 +16,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -137,6 +137,7 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE events ADD COLUMN performed_on TEXT;
     ALTER TABLE events ADD COLUMN flags TEXT;
+    ALTER TABLE events ADD COLUMN sender_contact TEXT;
     """,
 ]
 
@@ -158,17 +159,23 @@ def dedupe_key(item: Incoming) -> str:
     return "sha256:" + hashlib.sha256(item.body).hexdigest()
 
 
-# flags is a comma-separated list; this finds one whole flag in it
-_FLAG_CLAUSE = "',' || flags || ',' LIKE '%,' || ? || ',%'"
+# flags is a comma-separated list; this finds one whole flag in it (the argument is _flag_pattern(flag))
+_FLAG_CLAUSE = "',' || flags || ',' LIKE ?"
 
 
-def _sender_contact(body: bytes) -> Contact | None:
+def _flag_pattern(flag: str | None) -> str | None:
+    return None if flag is None else f"%,{flag},%"
+
+
+HISTORY_DEPTH = 20  # a patient's newest SP1/SP2 kartlegginger that routing looks at; real patients have a few
+
+
+def _contact(stored: str | None) -> Contact | None:
     """The contact person of an earlier event, for a message that names that hospital."""
-    try:
-        c = json.loads(bytes(body))["sender"]["contact"]
-        return Contact(c["name"], c["role"], c["phone"])
-    except (ValueError, KeyError, TypeError):
+    if not stored:
         return None
+    c = json.loads(stored)
+    return Contact(c["name"], c["role"], c["phone"])
 
 
 def _now() -> str:
@@ -206,6 +213,7 @@ class EventOutcome:
     sender_herid: int | None = None
     performed_on: str | None = None
     flags: tuple[str, ...] = ()
+    sender_contact: Contact | None = None
 
 
 class StoreUnavailable(Exception):
@@ -442,9 +450,10 @@ class SqlStore:
                     db, "UPDATE events SET status=?, reason_code=?, reason=?, samhandlingspunkt=COALESCE(?, "
                     "samhandlingspunkt), kommunenummer=COALESCE(?, kommunenummer), patient_key=COALESCE(?, "
                     "patient_key), sender_herid=COALESCE(?, sender_herid), performed_on=COALESCE(?, performed_on), "
-                    "flags=? WHERE id=?",
+                    "flags=?, sender_contact=COALESCE(?, sender_contact) WHERE id=?",
                     (o.status, o.reason_code, o.reason, o.samhandlingspunkt, o.kommunenummer, o.patient_key,
-                     o.sender_herid, o.performed_on, ",".join(o.flags) or None, o.ref))
+                     o.sender_herid, o.performed_on, ",".join(o.flags) or None,
+                     json.dumps(asdict(o.sender_contact), ensure_ascii=False) if o.sender_contact else None, o.ref))
                 why = o.reason if o.status != "routed" else f"{len(o.meldinger)} receiver(s)"
                 self._transition(db, "event", o.ref, o.status, o.reason_code, why)
                 for m in o.meldinger:
@@ -532,20 +541,22 @@ class SqlStore:
         return self._tx(work)
 
     def kartlegginger(self, fnrs: Iterable[str]) -> dict[str, list[Tidligere]]:
-        """Each patient's earlier kartlegginger that reached their receivers, newest first; one query
-        for a whole batch."""
+        """Each patient's newest SP1/SP2 kartlegginger that reached their receivers (at most
+        HISTORY_DEPTH), newest first: all routing asks of the past. One query for a whole batch."""
         keys = {patient_key(fnr): fnr for fnr in fnrs}
         found: dict[str, list[Tidligere]] = {fnr: [] for fnr in keys.values()}
         if not keys:
             return found
         marks = ",".join("?" * len(keys))
         rows = self._query(
-            "SELECT patient_key, event_id, samhandlingspunkt, sender_herid, performed_on, body FROM events "
-            f"WHERE patient_key IN ({marks}) AND status IN ('sent', 'routed') ORDER BY id DESC", tuple(keys))
+            "SELECT patient_key, event_id, samhandlingspunkt, sender_herid, performed_on, sender_contact FROM ("
+            "SELECT *, ROW_NUMBER() OVER (PARTITION BY patient_key ORDER BY id DESC) AS n FROM events "
+            f"WHERE patient_key IN ({marks}) AND samhandlingspunkt IN (1, 2) AND status IN ('sent', 'routed')"
+            ") newest WHERE n <= ? ORDER BY patient_key, n", (*keys, HISTORY_DEPTH))
         for r in rows:
             found[keys[r["patient_key"]]].append(Tidligere(
                 r["event_id"] or "", r["samhandlingspunkt"], r["sender_herid"],
-                date.fromisoformat(r["performed_on"]) if r["performed_on"] else None, _sender_contact(r["body"])))
+                date.fromisoformat(r["performed_on"]) if r["performed_on"] else None, _contact(r["sender_contact"])))
         return found
 
     def earlier_hospital(self, fnr: str) -> int | None:
@@ -558,7 +569,8 @@ class SqlStore:
         where, args = ["1=1"], []
         for clause, value in (("m.status = ?", status), ("m.to_herid = ?", receiver), ("e.kommunenummer = ?", kommune),
                               ("e.samhandlingspunkt = ?", samhandlingspunkt), ("m.created_at >= ?", since),
-                              ("m.created_at < ?", until), (_FLAG_CLAUSE.replace("flags", "e.flags"), flag)):
+                              ("m.created_at < ?", until),
+                              (_FLAG_CLAUSE.replace("flags", "e.flags"), _flag_pattern(flag))):
             if value is not None:
                 where.append(clause)
                 args.append(value)
@@ -573,7 +585,7 @@ class SqlStore:
                     until: str | None = None, flag: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         where, args = ["1=1"], []
         for clause, value in (("status = ?", status), ("reason_code = ?", reason_code), ("received_at >= ?", since),
-                              ("received_at < ?", until), (_FLAG_CLAUSE, flag)):
+                              ("received_at < ?", until), (_FLAG_CLAUSE, _flag_pattern(flag))):
             if value is not None:
                 where.append(clause)
                 args.append(value)

@@ -51,6 +51,14 @@ EXPECTED: dict[str, dict[int, str]] = {
     "07-sp1-hamar-skipper-nedlagt-enhet.json": {8100405: D, 8101201: D},
     "08-sp1-bergen-reservasjon.json": {},
     "09-sp2-bergen-ukjente-felt.json": {8100101: D, 8100104: P, 8100902: D},
+    # the field's cases
+    "10-sp1-bodo-onsker-kreftkoordinator.json": {8100301: D, 8100304: P, 8101101: D,
+                                                 8100302: D},  # Bodø has no kreftkoordinator: koordinerende enhet
+    "11-sp2-bergen-individuell-plan.json": {8100101: D, 8100104: P, 8100901: D, 8100102: D},
+    "12-sp1-bergen-barn.json": {8100101: D, 8100104: P, 8100902: D, 8100105: D},
+    "13-sp1-trondheim-takket-nei-med-samtykke.json": {8100201: D, 8100203: D},
+    "14-sp2-trondheim-takket-nei-uten-samtykke.json": {},
+    "15-sp1-bergen-to-sykehus.json": {8100101: D, 8100104: P, 8100901: D},
 }
 BY_EVENT_ID = {json.loads((FIXTURES / "events" / name).read_text(encoding="utf-8"))["event_id"]: receivers
                for name, receivers in EXPECTED.items()}
@@ -196,6 +204,8 @@ def test_no_patient_data_in_any_log_line(rabbit: Rabbit, gateway: GatewayProcess
     secrets = set()
     for _, event in events:
         secrets |= {event["patient"]["fnr"], event["patient"]["given_name"], event["patient"]["family_name"]}
+        if event["patient"].get("guardian"):
+            secrets.add(event["patient"]["guardian"]["name"])
     leaked = sorted(s for s in secrets if s in log)
     assert leaked == [], f"patient data in the log: {len(leaked)} value(s)"
     assert not re.search(r"(?<!\d)\d{11}(?!\d)", log.replace("***********", ""))
