@@ -38,6 +38,8 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def xml_text(value: str) -> str:
     """``value`` with the characters XML 1.0 cannot carry replaced by U+FFFD."""
+    if value.isprintable():  # the common case, checked in C: printable characters are all legal in XML
+        return value
     return _NOT_XML.sub("\ufffd", value)
 
 

@@ -237,8 +237,11 @@ def load_rules(folder: Path) -> RuleSet:
     return RuleSet(default, overrides, default_additions, override_additions)
 
 
+_DEFAULT_ROUTES = str(Path(__file__).resolve().parent.parent / "routes")
+
+
 def routes_dir() -> Path:
-    return Path(os.environ.get("GATEWAY_ROUTES") or Path(__file__).resolve().parent.parent / "routes")
+    return Path(os.environ.get("GATEWAY_ROUTES") or _DEFAULT_ROUTES)
 
 
 @lru_cache(maxsize=4)
@@ -247,4 +250,4 @@ def _cached(folder: str) -> RuleSet:
 
 
 def default_rules() -> RuleSet:
-    return _cached(str(routes_dir()))
+    return _cached(os.environ.get("GATEWAY_ROUTES") or _DEFAULT_ROUTES)

@@ -396,18 +396,41 @@ class SqlStore:
                 raise StoreUnavailable(str(exc)) from exc
         return [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in dict(r).items()} for r in rows]
 
+    def _execute_many(self, db: Any, query: str, rows: Sequence[tuple[object, ...]]) -> None:
+        """One statement for many rows: a batch's bookkeeping in a few round trips, not one per row."""
+        if rows:
+            db.cursor().executemany(self._sql(query), rows)
+
+    _TRANSITION = "INSERT INTO transitions(entity, ref, status, at, reason_code, reason) VALUES (?,?,?,?,?,?)"
+
     def _transition(self, db: Any, entity: str, ref: object, status: str, code: str | None = None,
                     reason: str | None = None) -> None:
-        self._execute(
-            db, "INSERT INTO transitions(entity, ref, status, at, reason_code, reason) VALUES (?,?,?,?,?,?)",
-            (entity, str(ref), status, _now(), code, reason),
-        )
+        self._execute(db, self._TRANSITION, (entity, str(ref), status, _now(), code, reason))
 
     def record_events(self, items: Sequence[Incoming]) -> list[StoredEvent]:
         """Record a batch of deliveries in one transaction, before any of them is acked."""
 
         def work(db: Any) -> list[StoredEvent]:
-            return [self._record_one(db, item) for item in items]
+            keys = [dedupe_key(item) for item in items]
+            marks = ",".join("?" * len(keys))
+            known = {r["dedupe_key"] for r in self._execute(
+                db, f"SELECT dedupe_key FROM events WHERE dedupe_key IN ({marks})", tuple(keys)).fetchall()}
+            now, out, transitions = _now(), [], []
+            for item, key in zip(items, keys, strict=True):
+                if key in known:  # seen before, or earlier in this batch: the careful path, one by one
+                    self._execute_many(db, self._TRANSITION, transitions)
+                    transitions = []
+                    out.append(self._record_one(db, item))
+                    continue
+                row = self._execute(
+                    db, "INSERT INTO events(event_id, dedupe_key, amqp_message_id, received_at, body, status) "
+                    "VALUES (?,?,?,?,?,?) RETURNING id",
+                    (item.event_id, key, item.amqp_message_id, now, item.body, "received")).fetchone()
+                known.add(key)
+                transitions.append(("event", str(row["id"]), "received", now, None, None))
+                out.append(StoredEvent(row["id"], "received", 1))
+            self._execute_many(db, self._TRANSITION, transitions)
+            return out
 
         return self._tx(work)
 
@@ -445,26 +468,28 @@ class SqlStore:
     def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None:
         def work(db: Any) -> None:
             now = _now()
-            for o in outcomes:
-                self._execute(
-                    db, "UPDATE events SET status=?, reason_code=?, reason=?, samhandlingspunkt=COALESCE(?, "
-                    "samhandlingspunkt), kommunenummer=COALESCE(?, kommunenummer), patient_key=COALESCE(?, "
-                    "patient_key), sender_herid=COALESCE(?, sender_herid), performed_on=COALESCE(?, performed_on), "
-                    "flags=?, sender_contact=COALESCE(?, sender_contact) WHERE id=?",
-                    (o.status, o.reason_code, o.reason, o.samhandlingspunkt, o.kommunenummer, o.patient_key,
-                     o.sender_herid, o.performed_on, ",".join(o.flags) or None,
-                     json.dumps(asdict(o.sender_contact), ensure_ascii=False) if o.sender_contact else None, o.ref))
-                why = o.reason if o.status != "routed" else f"{len(o.meldinger)} receiver(s)"
-                self._transition(db, "event", o.ref, o.status, o.reason_code, why)
-                for m in o.meldinger:
-                    self._execute(
-                        db,
-                        "INSERT INTO messages(msg_id, event_ref, msg_type, from_herid, to_herid, role, why, xml, "
-                        "status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
-                        "ON CONFLICT(msg_id) DO UPDATE SET xml=excluded.xml, why=excluded.why",
-                        (m.msg_id, o.ref, m.msg_type, m.from_herid, m.to_herid, m.role, m.why, m.xml, "built", now),
-                    )
-                    self._transition(db, "message", m.msg_id, "built", None, m.why)
+            self._execute_many(
+                db, "UPDATE events SET status=?, reason_code=?, reason=?, samhandlingspunkt=COALESCE(?, "
+                "samhandlingspunkt), kommunenummer=COALESCE(?, kommunenummer), patient_key=COALESCE(?, "
+                "patient_key), sender_herid=COALESCE(?, sender_herid), performed_on=COALESCE(?, performed_on), "
+                "flags=?, sender_contact=COALESCE(?, sender_contact) WHERE id=?",
+                [(o.status, o.reason_code, o.reason, o.samhandlingspunkt, o.kommunenummer, o.patient_key,
+                  o.sender_herid, o.performed_on, ",".join(o.flags) or None,
+                  json.dumps(asdict(o.sender_contact), ensure_ascii=False) if o.sender_contact else None, o.ref)
+                 for o in outcomes])
+            self._execute_many(db, self._TRANSITION, [
+                ("event", str(o.ref), o.status, now, o.reason_code,
+                 o.reason if o.status != "routed" else f"{len(o.meldinger)} receiver(s)") for o in outcomes])
+            meldinger = [(o.ref, m) for o in outcomes for m in o.meldinger]
+            self._execute_many(
+                db,
+                "INSERT INTO messages(msg_id, event_ref, msg_type, from_herid, to_herid, role, why, xml, "
+                "status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(msg_id) DO UPDATE SET xml=excluded.xml, why=excluded.why",
+                [(m.msg_id, ref, m.msg_type, m.from_herid, m.to_herid, m.role, m.why, m.xml, "built", now)
+                 for ref, m in meldinger])
+            self._execute_many(db, self._TRANSITION,
+                               [("message", m.msg_id, "built", now, None, m.why) for _, m in meldinger])
 
         self._tx(work)
 
@@ -473,12 +498,14 @@ class SqlStore:
 
         def work(db: Any) -> None:
             now = _now()
-            for ref, msg_ids in sent:
-                for msg_id in msg_ids:
-                    self._execute(db, "UPDATE messages SET status='sent', sent_at=? WHERE msg_id=?", (now, msg_id))
-                    self._transition(db, "message", msg_id, "sent")
-                self._execute(db, "UPDATE events SET status='sent' WHERE id=?", (ref,))
-                self._transition(db, "event", ref, "sent")
+            msg_ids = [msg_id for _, ids in sent for msg_id in ids]
+            self._execute_many(db, "UPDATE messages SET status='sent', sent_at=? WHERE msg_id=?",
+                               [(now, msg_id) for msg_id in msg_ids])
+            self._execute_many(db, self._TRANSITION, [("message", msg_id, "sent", now, None, None)
+                                                      for msg_id in msg_ids])
+            self._execute_many(db, "UPDATE events SET status='sent' WHERE id=?", [(ref,) for ref, _ in sent])
+            self._execute_many(db, self._TRANSITION, [("event", str(ref), "sent", now, None, None)
+                                                      for ref, _ in sent])
 
         self._tx(work)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -65,15 +66,33 @@ class MessageInvalid(Exception):
         self.line = line
 
 
+_DEFAULT_SCHEMAS = str(Path(__file__).resolve().parent.parent / "schemas")  # resolved once: it is on the hot path
+
+
+def _schema_folder() -> str:
+    return os.environ.get("GATEWAY_SCHEMA_DIR") or _DEFAULT_SCHEMAS
+
+
 def schema_dir() -> Path:
     """``GATEWAY_SCHEMA_DIR`` or the repository's ``schemas/``; relative imports keep working in either."""
-    return Path(os.environ.get("GATEWAY_SCHEMA_DIR") or Path(__file__).resolve().parent.parent / "schemas")
+    return Path(_schema_folder())
 
 
 def safe_parser() -> etree.XMLParser:
     """No DTD loading, no entity expansion, no network, no huge trees: the input may come from anyone."""
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                            remove_blank_text=False)
+
+
+_parsers = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    """One safe parser per thread, reused: lxml parsers keep no document, but are not thread-safe."""
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = safe_parser()
+    return parser
 
 
 def parse_untrusted(xml: bytes) -> etree._Element:
@@ -83,7 +102,7 @@ def parse_untrusted(xml: bytes) -> etree._Element:
     if _DOCTYPE_IN_PROLOG.match(xml):
         raise MessageInvalid("T01", "/", "a DOCTYPE is not allowed in a message")
     try:
-        root = etree.fromstring(xml, safe_parser())
+        root = etree.fromstring(xml, _parser())
     except etree.XMLSyntaxError as exc:
         raise MessageInvalid("T01", "/", str(exc.msg), exc.lineno) from None
     doc = root.getroottree().docinfo
@@ -100,7 +119,7 @@ def _compiled(folder: str, name: str) -> etree.XMLSchema:
 
 def schema(name: str) -> etree.XMLSchema:
     """The compiled schema of a format (see ``SCHEMAS``), compiled once per process and folder."""
-    return _compiled(str(schema_dir()), name)
+    return _compiled(_schema_folder(), name)
 
 
 def format_of(root: etree._Element) -> str:

@@ -403,3 +403,10 @@ def test_any_printable_text_gives_a_valid_message(what_matters: str, note: str, 
 @given(st.text(max_size=200))
 def test_any_text_at_all_gives_a_valid_message(text: str) -> None:
     validate_message(build(with_texts(text or "x")))
+
+
+def test_the_fast_path_of_xml_text_keeps_only_legal_characters() -> None:
+    """xml_text trusts str.isprintable(): every printable character must be legal XML 1.0."""
+    from gateway.msghead import _NOT_XML
+
+    assert not [hex(c) for c in range(0x110000) if chr(c).isprintable() and _NOT_XML.match(chr(c))]

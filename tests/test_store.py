@@ -148,3 +148,17 @@ def test_patient_history_flags_and_declined_on_both_backends(store: SqlStore) ->
                                             8100601, "2026-01-01")])
     many = store.kartlegginger(["03037012345"])["03037012345"]
     assert len(many) == HISTORY_DEPTH and many[0].event_id == f"many-{HISTORY_DEPTH + 4}"
+
+
+def test_a_batch_records_new_events_at_once_and_a_repeat_in_it_once(store: SqlStore) -> None:
+    from gateway.store import Incoming
+
+    old = store.record_event(b"{}", "old", None)
+    stored = store.record_events([Incoming(b"{}", "a", None), Incoming(b"{}", "old", None),
+                                  Incoming(b"{}", "b", None), Incoming(b"{}", "a", None)])
+    assert [s.status for s in stored] == ["received"] * 4
+    assert stored[1].ref == old.ref and stored[0].ref == stored[3].ref != stored[2].ref
+    assert (stored[0].attempts, stored[3].attempts) == (1, 2)
+    assert sorted(e["event_id"] for e in store.events()) == ["a", "b", "old"]
+    assert [h["reason"] for h in store.history("event", str(stored[0].ref))] == [
+        None, "delivered again after 'received'"]
