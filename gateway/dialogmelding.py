@@ -64,7 +64,15 @@ def build_dialogmelding(
     event: Kartlegging, sender: Address, receiver: Address, receiver_role: str, msg_id: str,
     generated_at: datetime, note_text: str,
 ) -> bytes:
-    """The whole message as UTF-8 bytes with an XML declaration; validated by the caller."""
+    """The whole message as UTF-8 bytes with an XML declaration."""
+    return serialize(dialogmelding_tree(event, sender, receiver, receiver_role, msg_id, generated_at, note_text))
+
+
+def dialogmelding_tree(
+    event: Kartlegging, sender: Address, receiver: Address, receiver_role: str, msg_id: str,
+    generated_at: datetime, note_text: str,
+) -> etree._Element:
+    """The message as a tree: the gateway validates the tree, then serializes it (no second parse)."""
     root, content = msghead(
         msg_type=MSG_TYPE, msg_id=msg_id, generated_at=generated_at, sender=sender, receiver=receiver,
         patient=(event.patient.fnr, event.patient.given_name, event.patient.family_name),
@@ -88,4 +96,4 @@ def build_dialogmelding(
         _d(hp, "GivenName", given)
     # TeleCom is in the dialog namespace, its TeleAddress in felleskomponent1 (fk1:TeleCom type).
     element(_d(hp, "TeleCom"), _F + "TeleAddress", V="tel:" + "".join(contact.phone.split()))
-    return serialize(root)
+    return root

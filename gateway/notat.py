@@ -41,8 +41,9 @@ def template_dir() -> str:
 def _environment(folder: str) -> jinja2.Environment:
     """One Environment per folder: Jinja caches compiled templates on it."""
     # Plain text: autoescape off, XML escaping is lxml's job when the text goes into the message.
+    # auto_reload off: templates are read once at start like the schemas (no stat() per message)
     return jinja2.Environment(loader=jinja2.FileSystemLoader(folder), undefined=jinja2.StrictUndefined,
-                              autoescape=False, keep_trailing_newline=True)
+                              autoescape=False, keep_trailing_newline=True, auto_reload=False)
 
 
 def template_names(samhandlingspunkt: int, receiver_role: str, family: str = "notat") -> list[str]:

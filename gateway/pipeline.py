@@ -14,11 +14,12 @@ from gateway.formats import FORMATS
 from gateway.historikk import DEFAULT_WINDOW_DAYS, Historikk
 from gateway.kartlegging import Kartlegging, parse_event
 from gateway.melding import Melding, msg_id_for
+from gateway.msghead import serialize
 from gateway.notat import render_note
 from gateway.reasons import Parked, Reason
 from gateway.routing import Mottaker, Route, route
 from gateway.rutingregler import RuleSet
-from gateway.validation import MessageInvalid, validate_message
+from gateway.validation import MessageInvalid, validate_tree
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ def build_melding(event: Kartlegging, chosen: Route, mottaker: Mottaker, msg_id:
     """One validated message; an invalid one parks the event, never leaves."""
     text = render_note(event, mottaker.role, chosen.template, route=chosen, m=mottaker)
     fmt = FORMATS[mottaker.format]
-    xml = fmt.build(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
+    root = fmt.tree(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
     try:
-        validate_message(xml)
+        validate_tree(root)  # the tree that is serialized next, so what leaves is what was validated
     except MessageInvalid as exc:
         # Only the code and the schema path: the validator's own text may quote patient data.
         raise Parked(Reason.MESSAGE_INVALID, f"built message fails {exc.code} at {exc.path}") from None
@@ -47,7 +48,7 @@ def build_melding(event: Kartlegging, chosen: Route, mottaker: Mottaker, msg_id:
         role=mottaker.role,
         why=mottaker.why,
         generated_at=now.isoformat(timespec="seconds"),
-        xml=xml,
+        xml=serialize(root),
     )
 
 

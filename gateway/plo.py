@@ -46,6 +46,14 @@ def build_helseopplysninger(
     event: Kartlegging, sender: Address, receiver: Address, receiver_role: str, msg_id: str,
     generated_at: datetime, note_text: str,
 ) -> bytes:
+    """The whole message as UTF-8 bytes with an XML declaration."""
+    return serialize(helseopplysninger_tree(event, sender, receiver, receiver_role, msg_id, generated_at, note_text))
+
+
+def helseopplysninger_tree(
+    event: Kartlegging, sender: Address, receiver: Address, receiver_role: str, msg_id: str,
+    generated_at: datetime, note_text: str,
+) -> etree._Element:
     root, content = msghead(
         msg_type=MSG_TYPE, msg_id=msg_id, generated_at=generated_at, sender=sender, receiver=receiver,
         patient=(event.patient.fnr, event.patient.given_name, event.patient.family_name),
@@ -99,4 +107,4 @@ def build_helseopplysninger(
             element(behov, _PO + "BetegnelseTjeneste", topic.label)
             if topic.note:
                 element(behov, _PO + "BeskrivelseAvTjeneste", topic.note)
-    return serialize(root)
+    return root

@@ -171,7 +171,11 @@ def readable_path(root: etree._Element, libxml2_path: str | None) -> str:
 
 def validate_message(xml: bytes) -> etree._Element:
     """Parse safely and validate; returns the root, raises MessageInvalid with the first error."""
-    root = parse_untrusted(xml)
+    return validate_tree(parse_untrusted(xml))
+
+
+def validate_tree(root: etree._Element) -> etree._Element:
+    """Validate a tree the gateway built itself (no parse: lxml serializes a tree faithfully)."""
     compiled = schema(format_of(root))
     if not compiled.validate(root):
         error = compiled.error_log[0]
