@@ -283,6 +283,8 @@ class _Backend(Protocol):
 
     def begin(self, db: Any) -> None: ...
 
+    def lock_migrations(self, db: Any) -> None: ...
+
 
 class _Sqlite:
     name = "sqlite"
@@ -305,6 +307,9 @@ class _Sqlite:
     def begin(self, db: Any) -> None:
         db.execute("BEGIN IMMEDIATE")
 
+    def lock_migrations(self, db: Any) -> None:
+        """BEGIN IMMEDIATE already holds the file's write lock."""
+
 
 class _Postgres:
     name = "postgresql"
@@ -324,6 +329,10 @@ class _Postgres:
 
     def begin(self, db: Any) -> None:
         db.execute("BEGIN")
+
+    def lock_migrations(self, db: Any) -> None:
+        """Gateways starting together on a new database take turns: the first migrates, the rest see it done."""
+        db.execute("SELECT pg_advisory_xact_lock(7243010)")
 
 
 class SqlStore:
@@ -346,6 +355,7 @@ class SqlStore:
 
     def _migrate(self) -> None:
         def work(db: Any) -> None:
+            self._backend.lock_migrations(db)
             self._execute(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = self._execute(db, "SELECT max(version) AS v FROM schema_version").fetchone()
             current = (row["v"] if row else None) or 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +163,38 @@ def test_a_batch_records_new_events_at_once_and_a_repeat_in_it_once(store: SqlSt
     assert sorted(e["event_id"] for e in store.events()) == ["a", "b", "old"]
     assert [h["reason"] for h in store.history("event", str(stored[0].ref))] == [
         None, "delivered again after 'received'"]
+
+
+
+def _open_together(target: str, n: int) -> tuple[list[SqlStore], list[str]]:
+    import threading
+
+    barrier, stores, errors = threading.Barrier(n), [], []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            stores.append(open_store(target))
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=start) for _ in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return stores, errors
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_gateways_starting_together_on_a_new_database_all_start(backend: str, tmp_path: Path) -> None:
+    """Replicas started at once on a fresh database once raced each other's migrations on PostgreSQL."""
+    with contextlib.ExitStack() as stack:
+        target = (f"sqlite:///{tmp_path / 'race.sqlite3'}" if backend == "sqlite"
+                  else stack.enter_context(postgres_database()))
+        stores, errors = _open_together(target, 4)
+        assert errors == []
+        versions = stores[0]._query("SELECT version FROM schema_version ORDER BY version")
+        assert [r["version"] for r in versions] == list(range(1, len(MIGRATIONS) + 1))
+        for s in stores:
+            s.close()
