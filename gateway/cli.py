@@ -372,7 +372,8 @@ def replay(key: str | None, status: str | None, reason_code: str | None, since: 
     with click.progressbar(plans, label="replaying", show_pos=True, file=sys.stderr) as bar:
         for p in bar:
             try:
-                execute(p, store, publisher, register, operator=who, reason=reason)  # type: ignore[arg-type]
+                execute(p, store, publisher, register, operator=who, reason=reason,  # type: ignore[arg-type]
+                        window_days=settings.two_hospitals_window_days)
                 done += 1
             except ReplayError as exc:
                 click.echo(f"\nskipped {p.target}: {exc}", err=True)

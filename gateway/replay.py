@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from gateway.adresseregister import Register
 from gateway.bus import Publisher, melding_out
 from gateway.consumer import stored_melding
+from gateway.historikk import DEFAULT_WINDOW_DAYS
 from gateway.kartlegging import event_id_of, parse_event
 from gateway.pipeline import build_melding
 from gateway.routing import route
@@ -52,7 +53,7 @@ def plan(store: Store, key: str, *, new_conversation: bool = False) -> ReplayPla
 
 
 def execute(p: ReplayPlan, store: Store, publisher: Publisher, register: Register, *, operator: str,
-            reason: str) -> str:
+            reason: str, window_days: int = DEFAULT_WINDOW_DAYS) -> str:
     """Carries the plan out and writes the audit trail; returns what was done."""
     if p.kind == "event":
         event = store.event(p.target)
@@ -72,7 +73,8 @@ def execute(p: ReplayPlan, store: Store, publisher: Publisher, register: Registe
     event_row = store.event(str(message["event_ref"]))
     assert event_row is not None
     event = parse_event(bytes(event_row["body"]))
-    chosen = route(event, register)
+    # the patient's history as the consumer sees it: the hospital contact point, the two-hospitals note
+    chosen = route(event, register, history=lambda fnr: store.kartlegginger([fnr])[fnr], window_days=window_days)
     mottaker = next((m for m in chosen.receivers if m.herid == message["to_herid"]), None)
     if mottaker is None:
         raise ReplayError(f"{message['to_herid']} is no longer a receiver of this event with today's registry; "

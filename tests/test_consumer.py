@@ -81,3 +81,23 @@ def test_an_event_that_keeps_coming_back_is_parked(handler: EventHandler) -> Non
     publisher.fail = False
     result = handler.handle_batch([d])[0]
     assert (result.status, result.reason_code) == ("parked", "DELIVERY_RETRIES_EXHAUSTED")
+
+
+def test_two_hospitals_in_one_batch_and_in_a_rebuilt_message(handler: EventHandler) -> None:
+    """Events of one batch see each other; a message rebuilt by an operator keeps the two-hospitals note."""
+    from lxml import etree
+
+    from gateway.replay import execute, plan
+
+    results = handler.handle_batch([delivery("01-sp1-bergen-brystkreft.json"),
+                                    delivery("15-sp1-bergen-to-sykehus.json")])
+    assert [r.flags for r in results] == [(), ("two-hospitals",)]
+    store = handler.store
+    flagged = store.find_messages(flag="two-hospitals")
+    assert len(flagged) == 3
+    kommune = next(m for m in flagged if m["role"] == "kommune")
+    execute(plan(store, kommune["msg_id"], new_conversation=True), store, handler.publisher,  # type: ignore[arg-type]
+            REGISTER, operator="test", reason="ny samtale")
+    rebuilt = handler.publisher.batches[-1][0]  # type: ignore[attr-defined]
+    text = "".join(etree.fromstring(rebuilt.body).xpath("//*[local-name()='TekstNotatInnhold']")[0].itertext())
+    assert "Merk: pasienten fikk også behovskartlegging ved samhandlingspunkt 1 fra Kreftavdelingen" in text
