@@ -33,7 +33,7 @@ from gateway.store import SqlStore, Store, StoreUnavailable, open_store
 from gateway.tracking import AppRecTracker, apprec_queue
 from gateway.validation import MessageInvalid, validate_message
 
-ENV_HELP = "\b\n" + "\n".join(f"  {name:<30} default {value or '(none)'}" for name, value in DEFAULTS.items())
+ENV_HELP = "\b\n" + "\n".join(f"  {name:<34} default {value or '(none)'}" for name, value in DEFAULTS.items())
 
 
 def _settings() -> Settings:
