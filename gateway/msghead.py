@@ -13,8 +13,10 @@ that handles the message. Element order follows MsgHead-v1_2.xsd exactly; the go
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import datetime
+from functools import lru_cache
 
 from lxml import etree
 
@@ -74,7 +76,19 @@ def _organisation(parent: etree._Element, org: Party) -> etree._Element:
 def address(parent: etree._Element, addr: Address, *, role_to_patient: tuple[str, str] | None = None) -> None:
     """Organisation (HER-id), and below it the unit: a sub-Organisation or a HealthcareProfessional.
 
-    ``role_to_patient`` (code list 9034, e.g. ``FASTLEGE``) is only written for a person."""
+    ``role_to_patient`` (code list 9034, e.g. ``FASTLEGE``) is only written for a person. Built once
+    per address and copied: the same few receivers get most messages."""
+    parent.append(copy.deepcopy(_address_tree(addr, role_to_patient)))
+
+
+@lru_cache(maxsize=1024)
+def _address_tree(addr: Address, role_to_patient: tuple[str, str] | None) -> etree._Element:
+    holder = etree.Element(_M + "Holder", nsmap={None: MSGHEAD_NS})
+    _build_address(holder, addr, role_to_patient)
+    return holder[0]
+
+
+def _build_address(parent: etree._Element, addr: Address, role_to_patient: tuple[str, str] | None) -> None:
     org = _organisation(parent, addr.organisation)
     unit = addr.unit
     if unit is None:

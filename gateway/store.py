@@ -15,6 +15,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
@@ -298,9 +299,18 @@ class _Sqlite:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a committed event survives a power cut
         db.execute("PRAGMA busy_timeout=5000")
+        # Switching a new file to WAL needs it to itself and does not wait for the busy timeout:
+        # replicas starting together on a new file take turns here.
+        for attempt in range(100):
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
+        db.execute("PRAGMA synchronous=FULL")  # a committed event survives a power cut
         db.execute("PRAGMA foreign_keys=ON")
         return db
 
