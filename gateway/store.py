@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from gateway.historikk import Tidligere, last_hospital
+from gateway.historikk import Tidligere
 from gateway.kartlegging import Contact
 from gateway.melding import Melding
 
@@ -440,7 +440,7 @@ class SqlStore:
                 if key in known:  # seen before, or earlier in this batch: the careful path, one by one
                     self._execute_many(db, self._TRANSITION, transitions)
                     transitions = []
-                    out.append(self._record_one(db, item))
+                    out.append(self._record_again(db, item, key))
                     continue
                 row = self._execute(
                     db, "INSERT INTO events(event_id, dedupe_key, amqp_message_id, received_at, body, status) "
@@ -454,36 +454,27 @@ class SqlStore:
 
         return self._tx(work)
 
-    def _record_one(self, db: Any, item: Incoming) -> StoredEvent:
-        key = dedupe_key(item)
+    def _record_again(self, db: Any, item: Incoming, key: str) -> StoredEvent:
+        """An event the store already has: a duplicate, a redelivery after a crash, or a replay."""
         row = self._execute(db, "SELECT id, status, attempts FROM events WHERE dedupe_key = ?", (key,)).fetchone()
-        if row is not None:
-            if row["status"] in END_STATES:
-                self._transition(db, "event", row["id"], row["status"], None, "received again: duplicate")
-                return StoredEvent(row["id"], row["status"], row["attempts"])
-            if row["status"] == "routed":
-                # Built and perhaps published before a crash: the stored messages go out again, byte
-                # for byte, so a receiver sees an identical re-send, never a second version.
-                self._execute(db, "UPDATE events SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
-                self._transition(db, "event", row["id"], "routed", None, "delivered again: re-send")
-                return StoredEvent(row["id"], "routed", row["attempts"] + 1)
-            # A parked event published again is a replay and starts afresh; any other state is a
-            # redelivery after a crash, which counts towards MAX_ATTEMPTS.
-            replay = row["status"] == "parked"
-            attempts = 1 if replay else row["attempts"] + 1
-            self._execute(db, "UPDATE events SET body = ?, status = 'received', attempts = ? WHERE id = ?",
-                          (item.body, attempts, row["id"]))
-            self._transition(db, "event", row["id"], "received", None,
-                             "replay of a parked event" if replay else f"delivered again after '{row['status']}'")
-            return StoredEvent(row["id"], "received", attempts)
-        row = self._execute(
-            db,
-            "INSERT INTO events(event_id, dedupe_key, amqp_message_id, received_at, body, status) "
-            "VALUES (?,?,?,?,?,?) RETURNING id",
-            (item.event_id, key, item.amqp_message_id, _now(), item.body, "received"),
-        ).fetchone()
-        self._transition(db, "event", row["id"], "received")
-        return StoredEvent(row["id"], "received", 1)
+        if row["status"] in END_STATES:
+            self._transition(db, "event", row["id"], row["status"], None, "received again: duplicate")
+            return StoredEvent(row["id"], row["status"], row["attempts"])
+        if row["status"] == "routed":
+            # Built and perhaps published before a crash: the stored messages go out again, byte
+            # for byte, so a receiver sees an identical re-send, never a second version.
+            self._execute(db, "UPDATE events SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
+            self._transition(db, "event", row["id"], "routed", None, "delivered again: re-send")
+            return StoredEvent(row["id"], "routed", row["attempts"] + 1)
+        # A parked event published again is a replay and starts afresh; any other state is a
+        # redelivery after a crash, which counts towards MAX_ATTEMPTS.
+        replay = row["status"] == "parked"
+        attempts = 1 if replay else row["attempts"] + 1
+        self._execute(db, "UPDATE events SET body = ?, status = 'received', attempts = ? WHERE id = ?",
+                      (item.body, attempts, row["id"]))
+        self._transition(db, "event", row["id"], "received", None,
+                         "replay of a parked event" if replay else f"delivered again after '{row['status']}'")
+        return StoredEvent(row["id"], "received", attempts)
 
     def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None:
         def work(db: Any) -> None:
@@ -605,10 +596,6 @@ class SqlStore:
                 r["event_id"] or "", r["samhandlingspunkt"], r["sender_herid"],
                 date.fromisoformat(r["performed_on"]) if r["performed_on"] else None, _contact(r["sender_contact"])))
         return found
-
-    def earlier_hospital(self, fnr: str) -> int | None:
-        """The sender of the patient's last SP1/SP2 event that was sent: the hospital contact point."""
-        return last_hospital(self.kartlegginger([fnr])[fnr])
 
     def find_messages(self, *, status: str | None = None, receiver: int | None = None, kommune: str | None = None,
                       samhandlingspunkt: int | None = None, since: str | None = None, until: str | None = None,

@@ -114,6 +114,7 @@ def test_unsupported_store_url_says_what_to_do() -> None:
 def test_patient_history_flags_and_declined_on_both_backends(store: SqlStore) -> None:
     from datetime import date
 
+    from gateway.historikk import last_hospital
     from gateway.kartlegging import Contact
     from gateway.store import HISTORY_DEPTH, EventOutcome, patient_key
 
@@ -134,7 +135,7 @@ def test_patient_history_flags_and_declined_on_both_backends(store: SqlStore) ->
     assert history["01017012345"][1].contact == Contact("Kari", "sykepleier", "+47 1234 5678")
     assert history["01017012345"][0].contact is None
     assert history["02027012345"] == []
-    assert store.earlier_hospital("01017012345") == 8100701
+    assert last_hospital(history["01017012345"]) == 8100701
     assert [e["event_id"] for e in store.find_events(flag="two-hospitals")] == ["e2"]
     assert [m["event_id"] for m in store.find_messages(flag="two-hospitals")] == ["e2"]
     assert store.find_events(flag="two") == []  # a whole flag, not a part of one
