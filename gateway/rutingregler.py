@@ -76,10 +76,6 @@ class Rule:
     source: str  # file:line, for explanations
     template: str = "notat"  # the family of templates the text comes from (templates/{template}*.txt.j2)
 
-    @property
-    def samhandlingspunkt(self) -> frozenset[int]:
-        return self.when.samhandlingspunkt
-
 
 @dataclass(frozen=True)
 class RuleSet:
