@@ -12,7 +12,6 @@ from gateway import dialogmelding, plo
 from gateway.adresseregister import Address
 from gateway.kartlegging import Kartlegging
 
-Builder = Callable[[Kartlegging, Address, Address, str, str, datetime, str], bytes]
 TreeBuilder = Callable[[Kartlegging, Address, Address, str, str, datetime, str], etree._Element]
 
 
@@ -21,13 +20,11 @@ class Format:
     name: str
     msg_type: str
     namespace: str
-    build: Builder
-    tree: TreeBuilder  # the same message before serialization: what the gateway validates
+    tree: TreeBuilder  # the message as a tree: the gateway validates it, then serializes it
 
 
 FORMATS: dict[str, Format] = {
     "dialogmelding-1.1": Format("dialogmelding-1.1", dialogmelding.MSG_TYPE[0], dialogmelding.DIALOG_NS,
-                                dialogmelding.build_dialogmelding, dialogmelding.dialogmelding_tree),
-    "plo-1.6": Format("plo-1.6", plo.MSG_TYPE[0], plo.P5_NS, plo.build_helseopplysninger,
-                      plo.helseopplysninger_tree),
+                                dialogmelding.dialogmelding_tree),
+    "plo-1.6": Format("plo-1.6", plo.MSG_TYPE[0], plo.P5_NS, plo.helseopplysninger_tree),
 }

@@ -236,8 +236,12 @@ def load_rules(folder: Path) -> RuleSet:
 _DEFAULT_ROUTES = str(Path(__file__).resolve().parent.parent / "routes")
 
 
+def _routes_folder() -> str:
+    return os.environ.get("GATEWAY_ROUTES") or _DEFAULT_ROUTES
+
+
 def routes_dir() -> Path:
-    return Path(os.environ.get("GATEWAY_ROUTES") or _DEFAULT_ROUTES)
+    return Path(_routes_folder())
 
 
 @lru_cache(maxsize=4)
@@ -246,4 +250,4 @@ def _cached(folder: str) -> RuleSet:
 
 
 def default_rules() -> RuleSet:
-    return _cached(os.environ.get("GATEWAY_ROUTES") or _DEFAULT_ROUTES)
+    return _cached(_routes_folder())
