@@ -1,14 +1,17 @@
+# The gateway as an installed wheel (the same way scripts/check-install.sh proves it runs): no checkout in
+# the image, the packaged routes, templates, schemas and demo registry inside site-packages, a dedicated
+# non-root user, the store on /data.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY . .
+RUN pip install --no-cache-dir build && python -m build --wheel --outdir /dist
+
 FROM python:3.11-slim
-WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY gateway ./gateway
-COPY schemas ./schemas
-COPY templates ./templates
-COPY routes ./routes
-COPY fixtures ./fixtures
-RUN pip install --no-cache-dir .
-ENV GATEWAY_STORE_URL=sqlite:////data/gateway.sqlite3 \
-    GATEWAY_SCHEMA_DIR=/app/schemas \
-    GATEWAY_TEMPLATE_DIR=/app/templates
+COPY --from=build /dist/*.whl /tmp/
+RUN pip install --no-cache-dir /tmp/*.whl && rm /tmp/*.whl \
+    && useradd --system --uid 10001 --home-dir /data --create-home gateway
+USER gateway
+WORKDIR /data
+ENV GATEWAY_STORE_URL=sqlite:////data/gateway.sqlite3
 ENTRYPOINT ["gateway"]
 CMD ["run"]

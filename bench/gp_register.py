@@ -22,10 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.adresseregister import GpAssignment  # noqa: E402
-from gateway.fodselsnummer import synthetic_all  # noqa: E402
-from gateway.registerlager import StoreRegister, import_gp_register, import_parties, write_gp_csv  # noqa: E402
+from gateway.domain.fodselsnummer import synthetic_all  # noqa: E402
+from gateway.domain.registry import GpAssignment  # noqa: E402
 from gateway.store import SqlStore, open_store  # noqa: E402
+from gateway.store.registry import StoreRegister, import_gp_register, import_parties, write_gp_csv  # noqa: E402
 
 GPS = [8100901, 8100902, 8101001, 8101002, 8101101, 8101201]  # the fixture's GPs
 
@@ -66,12 +66,12 @@ def main() -> None:
         print(f"generated {args.rows:,} rows ({size_mb:.0f} MB) in {time.perf_counter() - t:.1f} s")
         store = open_store(args.store_url or f"sqlite:///{Path(tmp) / 'gp.sqlite3'}")
         assert isinstance(store, SqlStore)
-        import_parties(store, ROOT / "fixtures" / "register.json")
+        import_parties(store.db, ROOT / "fixtures" / "register.json")
         t = time.perf_counter()
-        count = import_gp_register(store, csv_path)
+        count = import_gp_register(store.db, csv_path)
         import_s = time.perf_counter() - t
         print(f"imported {count:,} rows in {import_s:.1f} s (goal < 180 s)")
-        register = StoreRegister(store)
+        register = StoreRegister(store.db)
         rng = random.Random(1)
         lookups = [rng.choice(sample) for _ in range(10_000)]
         times = []

@@ -34,7 +34,7 @@ import pika
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.fodselsnummer import synthetic_all  # noqa: E402
+from gateway.domain.fodselsnummer import synthetic_all  # noqa: E402
 from tests.conftest import BROKER_URL, pika_parameters  # noqa: E402
 
 EVENT = json.loads((ROOT / "fixtures" / "events" / "07-sp1-hamar-skipper-nedlagt-enhet.json").read_text("utf-8"))

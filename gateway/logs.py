@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -26,7 +27,7 @@ def _mask(value: Any) -> Any:
     return value
 
 
-def mask_fnr_shapes(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def mask_fnr_shapes(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     return {key: _mask(value) for key, value in event_dict.items()}
 
 

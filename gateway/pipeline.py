@@ -9,17 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.adresseregister import Register
-from gateway.formats import FORMATS
-from gateway.historikk import DEFAULT_WINDOW_DAYS, Historikk
-from gateway.kartlegging import Kartlegging, parse_event
-from gateway.melding import Melding, msg_id_for
-from gateway.msghead import serialize
-from gateway.notat import render_note
-from gateway.reasons import Parked, Reason
-from gateway.routing import Mottaker, Route, route
-from gateway.rutingregler import RuleSet
-from gateway.validation import MessageInvalid, validate_tree
+from gateway.domain.history import DEFAULT_WINDOW_DAYS, Historikk
+from gateway.domain.kartlegging import Kartlegging, parse_event
+from gateway.domain.registry import Register
+from gateway.errors import Parked, Reason
+from gateway.messages.formats import FORMATS
+from gateway.messages.msghead import serialize
+from gateway.messages.note import render_note
+from gateway.messages.outbound import Melding, msg_id_for
+from gateway.messages.validation import MessageInvalid, validate_tree
+from gateway.routing.route import Mottaker, Route, route
+from gateway.routing.rules import RuleSet
+from gateway.settings import PACKAGED_SCHEMAS, PACKAGED_TEMPLATES
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,26 @@ class Outcome:
     meldinger: tuple[Melding, ...]
 
 
-def build_melding(event: Kartlegging, chosen: Route, mottaker: Mottaker, msg_id: str, now: datetime) -> Melding:
+@dataclass(frozen=True)
+class Folders:
+    """Where the note templates and the XSDs are read from: the packaged ones unless the operator's settings
+    name others. Strings, because they are cache keys on the hot path."""
+
+    templates: str = str(PACKAGED_TEMPLATES)
+    schemas: str = str(PACKAGED_SCHEMAS)
+
+
+PACKAGED = Folders()
+
+
+def build_melding(event: Kartlegging, chosen: Route, mottaker: Mottaker, msg_id: str, now: datetime,
+                  folders: Folders = PACKAGED) -> Melding:
     """One validated message; an invalid one parks the event, never leaves."""
-    text = render_note(event, mottaker.role, chosen.template, route=chosen, m=mottaker)
+    text = render_note(event, mottaker.role, chosen.template, route=chosen, m=mottaker, template_dir=folders.templates)
     fmt = FORMATS[mottaker.format]
     root = fmt.tree(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
     try:
-        validate_tree(root)  # the tree that is serialized next, so what leaves is what was validated
+        validate_tree(root, folders.schemas)  # the tree that is serialized next, so what leaves is what was validated
     except MessageInvalid as exc:
         # Only the code and the schema path: the validator's own text may quote patient data.
         raise Parked(Reason.MESSAGE_INVALID, f"built message fails {exc.code} at {exc.path}") from None
@@ -52,17 +66,21 @@ def build_melding(event: Kartlegging, chosen: Route, mottaker: Mottaker, msg_id:
     )
 
 
-def build_meldinger(event: Kartlegging, chosen: Route, now: datetime) -> tuple[Melding, ...]:
+def build_meldinger(event: Kartlegging, chosen: Route, now: datetime, folders: Folders = PACKAGED
+                    ) -> tuple[Melding, ...]:
     """One message per receiver, each with the MsgId derived from (event, receiver)."""
-    return tuple(build_melding(event, chosen, m, msg_id_for(event.event_id, m.herid), now) for m in chosen.receivers)
+    return tuple(build_melding(event, chosen, m, msg_id_for(event.event_id, m.herid), now, folders)
+                 for m in chosen.receivers)
 
 
 def process_event(event: Kartlegging, register: Register, now: datetime, rules: RuleSet | None = None,
-                  history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS) -> Outcome:
+                  history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS,
+                  folders: Folders = PACKAGED) -> Outcome:
     chosen = route(event, register, rules, history, window_days)
-    return Outcome(event, chosen, build_meldinger(event, chosen, now))
+    return Outcome(event, chosen, build_meldinger(event, chosen, now, folders))
 
 
 def process(body: bytes, register: Register, now: datetime, rules: RuleSet | None = None,
-            history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS) -> Outcome:
-    return process_event(parse_event(body), register, now, rules, history, window_days)
+            history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS,
+            folders: Folders = PACKAGED) -> Outcome:
+    return process_event(parse_event(body), register, now, rules, history, window_days, folders)

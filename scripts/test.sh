@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Installs what the tests need, starts RabbitMQ and PostgreSQL if nothing listens, then runs ruff and the whole suite.
+# Installs what the tests need, starts RabbitMQ and PostgreSQL if nothing listens, then runs ruff, mypy,
+# the whole suite (unit tier first, then the integration tier on the real servers) and finally proves the
+# install: the wheel, built and installed into a fresh venv outside the checkout, runs the demo.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k routing
+# On CI (CI=true) the destructive tests, which stop the broker, run too; never by default on a developer's machine.
 source "$(dirname "$0")/lib.sh"
 ensure_venv test
 ensure_rabbitmq
 ensure_postgres
 cd "$ROOT"
+export GATEWAY_TEST_REQUIRE_SERVERS=1
+if [ "${CI:-}" = "true" ]; then export GATEWAY_TEST_DESTRUCTIVE=1; fi
 say "ruff check"
 "$VENV/bin/ruff" check gateway tests fixtures scripts bench
+say "mypy"
+"$VENV/bin/mypy"
 say "pytest"
-exec "$VENV/bin/pytest" "$@"
+"$VENV/bin/pytest" "$@"
+if [ "$#" -eq 0 ]; then
+  say "the installed wheel, outside the checkout"
+  bash "$ROOT/scripts/check-install.sh"
+fi

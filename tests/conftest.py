@@ -1,11 +1,21 @@
 """Shared test helpers: a real RabbitMQ through pika (an independent client, not the gateway's
-kombu code) and the gateway started as a real process."""
+kombu code), a real PostgreSQL, and the gateway started as a real process.
+
+Sharing the machine: each test run gets its own RabbitMQ vhost (made with ``rabbitmqctl`` and deleted at
+the end) and each PostgreSQL test its own database, so two checkouts on one machine never consume each
+other's messages and nothing touches the default vhost. Tests that need a server are marked
+(``rabbitmq``, ``postgres``) by the fixtures they use and skip with a clear message when the server is
+absent; ``GATEWAY_TEST_REQUIRE_SERVERS=1`` (set by scripts/test.sh) turns that skip into a failure.
+Tests marked ``destructive`` (they stop the broker) run only with ``GATEWAY_TEST_DESTRUCTIVE=1``, which
+scripts/test.sh sets only on CI.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,10 +32,66 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-BROKER_URL = os.environ.get("GATEWAY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+SERVER_URL = os.environ.get("GATEWAY_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+REQUIRE_SERVERS = os.environ.get("GATEWAY_TEST_REQUIRE_SERVERS") == "1"
+DESTRUCTIVE = os.environ.get("GATEWAY_TEST_DESTRUCTIVE") == "1"
 
 
-def pika_parameters(url: str = BROKER_URL) -> pika.ConnectionParameters:
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "destructive: stops or restarts a shared server; runs only on CI")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"rabbit", "broker_url", "gateway", "gateway_env"}:
+            item.add_marker(pytest.mark.rabbitmq)
+        if "postgres_url" in names:
+            item.add_marker(pytest.mark.postgres)
+        if item.get_closest_marker("destructive") and not DESTRUCTIVE:
+            item.add_marker(pytest.mark.skip(reason="destructive (stops the broker): runs only with "
+                                                    "GATEWAY_TEST_DESTRUCTIVE=1, which CI sets"))
+
+
+def _unavailable(what: str) -> None:
+    if REQUIRE_SERVERS:
+        pytest.fail(f"{what} (GATEWAY_TEST_REQUIRE_SERVERS=1: scripts/test.sh should have started it)")
+    pytest.skip(f"{what}; run scripts/test.sh, which starts RabbitMQ and PostgreSQL")
+
+
+def _server_answers(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, port), 2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """A vhost of this test run's own on the real RabbitMQ, deleted afterwards."""
+    u = urlparse(SERVER_URL)
+    if not _server_answers(u.hostname or "127.0.0.1", u.port or 5672):
+        _unavailable(f"RabbitMQ does not answer on {u.hostname}:{u.port or 5672}")
+    if shutil.which("rabbitmqctl") is None:
+        _unavailable("rabbitmqctl is not on PATH, so the tests cannot make a vhost of their own")
+    vhost = f"gateway-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    user = unquote(u.username or "guest")
+    try:
+        subprocess.run(["rabbitmqctl", "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+        subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"], check=True,
+                       capture_output=True, timeout=60)
+    except (subprocess.SubprocessError, OSError) as exc:
+        _unavailable(f"could not make a test vhost with rabbitmqctl ({exc})")
+    try:
+        yield u._replace(path="/" + vhost).geturl()
+    finally:
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], check=False, capture_output=True, timeout=120)
+
+
+def pika_parameters(url: str) -> pika.ConnectionParameters:
     u = urlparse(url)
     vhost = unquote(u.path[1:]) if u.path not in ("", "/", "//") else "/"
     return pika.ConnectionParameters(
@@ -47,8 +113,9 @@ class Delivery:
 class Rabbit:
     """What a hospital system and a receiver see of the broker."""
 
-    def __init__(self) -> None:
-        self.connection = pika.BlockingConnection(pika_parameters())
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection = pika.BlockingConnection(pika_parameters(url))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
         self.channel.exchange_declare("kartlegging", "topic", durable=True)
@@ -97,8 +164,8 @@ def fixture_herids() -> list[int]:
 
 
 @pytest.fixture
-def rabbit() -> Iterator[Rabbit]:
-    r = Rabbit()
+def rabbit(broker_url: str) -> Iterator[Rabbit]:
+    r = Rabbit(broker_url)
     r.purge("gateway.kartlegging", "gateway.parked")
     r.delete(*(f"{h}_async" for h in fixture_herids()))
     yield r
@@ -143,10 +210,10 @@ class GatewayProcess:
 
 
 @pytest.fixture
-def gateway_env(tmp_path: Path) -> dict[str, str]:
+def gateway_env(tmp_path: Path, broker_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(
-        GATEWAY_BROKER_URL=BROKER_URL,
+        GATEWAY_BROKER_URL=broker_url,
         GATEWAY_STORE_URL=f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
         GATEWAY_REGISTRY=str(FIXTURES / "register.json"),
         GATEWAY_LOG_FORMAT="json",
@@ -185,11 +252,22 @@ def gateway(gateway_env: dict[str, str], rabbit: Rabbit, spawn: Any) -> Iterator
 POSTGRES_URL = os.environ.get("GATEWAY_TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A database of this test's own on the real PostgreSQL server (skips or fails when there is none)."""
+    with postgres_database() as url:
+        yield url
+
+
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh database on the real PostgreSQL server, dropped afterwards."""
     import psycopg
 
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        _unavailable(f"PostgreSQL refuses {urlparse(POSTGRES_URL).hostname}: {str(exc).strip()[:120]}")
     name = f"gateway_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')

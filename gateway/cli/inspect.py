@@ -1,0 +1,239 @@
+"""Commands that find and inspect what the gateway did, and replay it: messages, events, the audit trail,
+route explanations."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from gateway.cli import context
+from gateway.cli.output import emit
+from gateway.delivery.bus import AmqpPublisher
+from gateway.domain.history import TWO_HOSPITALS, Historikk
+from gateway.domain.kartlegging import parse_event
+from gateway.errors import Parked, StoreMissing, StoreUnavailable
+from gateway.operations.replay import ReplayError, execute, plan
+from gateway.routing.route import route
+from gateway.store import open_store
+
+MESSAGE_COLUMNS = ["msg_id", "status", "msg_type", "to_herid", "role", "kommunenummer", "samhandlingspunkt",
+                   "created_at", "apprec_status", "flags"]
+EVENT_COLUMNS = ["id", "event_id", "status", "reason_code", "samhandlingspunkt", "kommunenummer", "attempts",
+                 "received_at", "flags"]
+FLAGS = [TWO_HOSPITALS]
+
+
+@click.group()
+def messages() -> None:
+    """Find and inspect outbound messages (in the store named by GATEWAY_STORE_URL)."""
+
+
+@messages.command("list")
+@click.option("--status", type=click.Choice(["built", "sent", "acknowledged", "rejected", "overdue", "superseded"]))
+@click.option("--receiver", type=int, help="Receiver HER-id.")
+@click.option("--kommune", help="Kommunenummer of the patient.")
+@click.option("--samhandlingspunkt", "--sp", "sp", type=click.IntRange(1, 5))
+@click.option("--since", help="ISO date or time (UTC), inclusive.")
+@click.option("--until", help="ISO date or time (UTC), exclusive.")
+@click.option("--flag", type=click.Choice(FLAGS),
+              help="Only messages of events flagged for operators (two-hospitals: a second hospital did the same "
+                   "samhandlingspunkt within GATEWAY_TWO_HOSPITALS_WINDOW_DAYS).")
+@click.option("--limit", default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def messages_list(status: str | None, receiver: int | None, kommune: str | None, sp: int | None, since: str | None,
+                  until: str | None, flag: str | None, limit: int, as_json: bool) -> None:
+    """List messages, oldest first."""
+    rows = context.store().find_messages(status=status, receiver=receiver, kommune=kommune, samhandlingspunkt=sp,
+                                  since=since, until=until, flag=flag, limit=limit)
+    emit(rows, MESSAGE_COLUMNS, as_json)
+
+
+@messages.command("overdue")
+@click.option("--json", "as_json", is_flag=True)
+def messages_overdue(as_json: bool) -> None:
+    """Messages sent without an AppRec within the deadline (GATEWAY_APPREC_DEADLINE_HOURS)."""
+    emit(context.store().find_messages(status="overdue"), MESSAGE_COLUMNS, as_json)
+
+
+@messages.command("show")
+@click.argument("msg_id")
+@click.option("--no-xml", is_flag=True, help="Leave out the XML.")
+def messages_show(msg_id: str, no_xml: bool) -> None:
+    """One message: state, why it went where it went, its history, its receipt and its XML."""
+    store = context.store()
+    row = store.message(msg_id)
+    if row is None:
+        raise click.ClickException(f"no message {msg_id}; list them with 'gateway messages list'")
+    for key in ("msg_id", "status", "msg_type", "from_herid", "to_herid", "role", "why", "created_at", "sent_at",
+                "apprec_status", "apprec_errors", "answered_at", "overdue_at", "event_ref"):
+        click.echo(f"{key + ':':<15} {row.get(key) if row.get(key) is not None else ''}")
+    click.echo("history:")
+    for h in store.history("message", msg_id):
+        click.echo(f"  {h['at']}  {h['status']:<12} {h['reason_code'] or ''} {h['reason'] or ''}".rstrip())
+    if not no_xml:
+        click.echo("xml:")
+        click.echo(bytes(row["xml"]).decode("utf-8"))
+
+
+@click.group()
+def events() -> None:
+    """Find and inspect received events."""
+
+
+@events.command("list")
+@click.option("--status", type=click.Choice(["received", "routed", "sent", "not_shared", "declined", "parked"]))
+@click.option("--reason-code", help="e.g. ROUTING_UNKNOWN_KOMMUNE")
+@click.option("--since")
+@click.option("--until")
+@click.option("--flag", type=click.Choice(FLAGS), help="Only events flagged for operators.")
+@click.option("--limit", default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def events_list(status: str | None, reason_code: str | None, since: str | None, until: str | None,
+                flag: str | None, limit: int, as_json: bool) -> None:
+    """List events, oldest first (parked ones with their reason code)."""
+    emit(context.store().find_events(status=status, reason_code=reason_code, since=since, until=until, flag=flag,
+                               limit=limit),
+          EVENT_COLUMNS + (["reason"] if status == "parked" else []), as_json)
+
+
+@events.command("show")
+@click.argument("key")
+def events_show(key: str) -> None:
+    """One event (by event_id or store number): state, reason, history and its messages (not its body)."""
+    store = context.store()
+    row = store.event(key)
+    if row is None:
+        raise click.ClickException(f"no event {key}")
+    for column in [*EVENT_COLUMNS, "reason"]:
+        click.echo(f"{column + ':':<18} {row.get(column) if row.get(column) is not None else ''}")
+    click.echo("history:")
+    for h in store.history("event", str(row["id"])):
+        click.echo(f"  {h['at']}  {h['status']:<10} {h['reason_code'] or ''} {h['reason'] or ''}".rstrip())
+    click.echo("messages:")
+    for m in store.messages(row["id"]):
+        click.echo(f"  {m['msg_id']}  {m['status']:<12} {m['role']:<17} {m['to_herid']}")
+
+
+@click.command()
+@click.argument("key", required=False)
+@click.option("--status", type=click.Choice(["parked", "rejected", "overdue"]), help="Bulk: everything in this state.")
+@click.option("--reason-code", help="Bulk, parked events: only this reason code.")
+@click.option("--since", help="Bulk: received/created at or after this ISO time.")
+@click.option("--until", help="Bulk: before this ISO time.")
+@click.option("--reason", required=True, help="Why you replay (stored in the audit trail).")
+@click.option("--operator", help="Your name for the audit trail (default: GATEWAY_OPERATOR or the login name).")
+@click.option("--new-conversation", is_flag=True, help="Messages: rebuild with a new MsgId instead of re-sending.")
+@click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
+def replay(key: str | None, status: str | None, reason_code: str | None, since: str | None, until: str | None,
+           reason: str, operator: str | None, new_conversation: bool, dry_run: bool) -> None:
+    """Replay one event or message (KEY = event_id, event number or MsgId), or many (--status)."""
+    if (key is None) == (status is None):
+        raise click.UsageError("give either KEY or --status")
+    store = context.store()
+    if key is not None:
+        keys = [key]
+    elif status == "parked":
+        keys = [str(r["id"]) for r in store.find_events(status="parked", reason_code=reason_code, since=since,
+                                                          until=until, limit=1_000_000)]
+    else:
+        keys = [r["msg_id"] for r in store.find_messages(status=status, since=since, until=until, limit=1_000_000)]
+    try:
+        plans = [plan(store, k, new_conversation=new_conversation) for k in keys]
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if dry_run or not plans:
+        for p in plans:
+            click.echo(f"would {p.action}  [{p.kind} {p.target}]")
+        click.echo(f"{len(plans)} to replay" + (" (dry run: nothing changed)" if dry_run else ""))
+        return
+    settings = context.settings()
+    publisher = AmqpPublisher(settings.broker_url)
+    register = context.register(settings) if any(p.new_conversation for p in plans) else None
+    rules = context.rules(settings) if register is not None else None
+    who = context.operator(settings, operator)
+    done = 0
+    with click.progressbar(plans, label="replaying", show_pos=True, file=sys.stderr) as bar:
+        for p in bar:
+            try:
+                execute(p, store, publisher, register, operator=who, reason=reason,
+                        window_days=settings.two_hospitals_window_days, rules=rules, folders=context.folders(settings))
+                done += 1
+            except ReplayError as exc:
+                click.echo(f"\nskipped {p.target}: {exc}", err=True)
+    publisher.close()
+    click.echo(f"replayed {done} of {len(plans)}; audit trail: gateway audit")
+
+
+@click.command()
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def audit(limit: int, as_json: bool) -> None:
+    """The operators' audit trail: who replayed what, when and why (newest first)."""
+    emit(context.store().audit_log(limit), ["at", "operator", "action", "target", "reason", "detail"], as_json)
+
+
+@click.group("route")
+def routing_group() -> None:
+    """The routing rules in routes/ (GATEWAY_ROUTES)."""
+
+
+@routing_group.command("explain")
+@click.argument("event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def route_explain(event_file: Path, as_json: bool) -> None:
+    """Who would receive EVENT_FILE and why (the rule and fallback step), and every candidate skipped.
+    Sends nothing."""
+    settings = context.settings()
+    register = context.register(settings)
+    rules = context.rules(settings)
+    history: Historikk | None
+    try:
+        store = open_store(settings.store_url, create=False)
+        history = lambda fnr: store.kartlegginger([fnr])[fnr]  # noqa: E731
+    except (ValueError, StoreUnavailable, StoreMissing):
+        history = None
+    try:
+        event = parse_event(event_file.read_bytes())
+        chosen = route(event, register, rules, history, settings.two_hospitals_window_days)
+    except Parked as parked:
+        if as_json:
+            click.echo(json.dumps({"parked": str(parked.code), "reason": parked.reason}, ensure_ascii=False))
+        else:
+            click.echo(f"would be PARKED {parked.code}: {parked.reason}")
+        sys.exit(2)
+    second = chosen.second_hospital
+    earlier = None if second is None else {
+        "herid": second.sender_herid, "samhandlingspunkt": second.samhandlingspunkt, "event_id": second.event_id,
+        "performed_on": second.performed_on.isoformat() if second.performed_on else None}
+    if as_json:
+        click.echo(json.dumps({
+            "rule": chosen.rule, "additions": list(chosen.additions), "template": chosen.template,
+            "flags": list(chosen.flags), "two_hospitals": earlier, "declined": chosen.declined,
+            "why_none": chosen.why_none,
+            "receivers": [{"role": m.role, "herid": m.herid, "format": m.format, "why": m.why}
+                          for m in chosen.receivers],
+            "skipped": [{"role": s.role, "target": s.target, "herid": s.herid, "why": s.why} for s in chosen.skipped],
+        }, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"event {event.event_id}: samhandlingspunkt {event.samhandlingspunkt}, kommune "
+               f"{event.patient.kommunenummer}, sender {event.sender.herid}")
+    if chosen.why_none:
+        click.echo(f"no receivers: {chosen.why_none}")
+    if chosen.rule:
+        click.echo(f"rule: {chosen.rule}" + (f", texts {chosen.template}*" if chosen.template != "notat" else ""))
+    for addition in chosen.additions:
+        click.echo(f"also: {addition}")
+    if earlier:
+        click.echo(f"flag: {TWO_HOSPITALS} (built-in check, window {settings.two_hospitals_window_days} days): "
+                   f"another hospital, HER-id {earlier['herid']}, did samhandlingspunkt "
+                   f"{earlier['samhandlingspunkt']} on {earlier['performed_on']} (event {earlier['event_id']})")
+    for m in chosen.receivers:
+        party = m.address.unit or m.address.organisation
+        click.echo(f"  → {m.role:<15} {m.herid:<9} {party.name}  [{m.format}]\n      {m.why}")
+    for skip in chosen.skipped:
+        click.echo(f"  skipped {skip.role}/{skip.target} {skip.herid or ''}: {skip.why}")
+
+

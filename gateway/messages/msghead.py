@@ -1,0 +1,148 @@
+"""The MsgHead 1.2 envelope (Hodemelding), built with lxml SubElement: ~100 µs a message.
+
+Addresses follow "tjenestebasert adressering": the top organisation with its HER-id, and
+below it the service/department (a sub-Organisation) or the person (HealthcareProfessional)
+that handles the message. Element order follows MsgHead-v1_2.xsd exactly; the gotchas:
+
+- ``Organisation``: OrganisationName, TypeOrganisation?, Ident+, Address?, TeleCom*, then a
+  sub-``Organisation``?, then ``HealthcareProfessional``? (both after the organisation's own Ident).
+- ``HealthcareProfessional``: RoleToPatient comes *before* FamilyName and GivenName; Ident is required.
+- ``Patient``: FamilyName, MiddleName?, GivenName (family first), then Ident.
+- ``RefDoc``: IssueDate before MsgType; then Content (a choice with FileReference).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import datetime
+from functools import lru_cache
+
+from lxml import etree
+
+from gateway.domain import fodselsnummer
+from gateway.domain.registry import Address, Party
+
+MSGHEAD_NS = "http://www.kith.no/xmlstds/msghead/2006-05-24"
+MIG_VERSION = "v1.2 2006-05-24"  # fixed="…" in the XSD
+OID_ORG_ID = "2.16.578.1.12.4.1.1.9051"  # organisation id types (HER, ENH)
+OID_PERSON_ID = "2.16.578.1.12.4.1.1.8116"  # person id types (FNR, DNR, HPR, HER)
+OID_ROLE = "2.16.578.1.12.4.1.1.9034"  # roles to the patient
+PERSON_ID_TEXT = {"FNR": "Fødselsnummer", "DNR": "D-nummer", "HER": "HER-id", "HPR": "HPR-nummer"}
+FASTLEGE = ("6", "Fastlege")  # 9034
+
+_M = f"{{{MSGHEAD_NS}}}"
+# Characters XML 1.0 cannot carry at all (C0 controls but tab/LF/CR, U+FFFE/FFFF, lone surrogates).
+# lxml refuses them with ValueError; a stray control character pasted into a note must not stop
+# the message, so it becomes U+FFFD (the replacement character).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str) -> str:
+    """``value`` with the characters XML 1.0 cannot carry replaced by U+FFFD."""
+    if value.isprintable():  # the common case, checked in C: printable characters are all legal in XML
+        return value
+    return _NOT_XML.sub("\ufffd", value)
+
+
+def element(parent: etree._Element, qname: str, text: str | None = None, **attrs: str) -> etree._Element:
+    """A child element with optional text: the one helper every XML builder here uses.
+
+    Text and attribute values go through ``xml_text``; escaping ``<``, ``&`` and ``]]>`` is lxml's job."""
+    el = etree.SubElement(parent, qname, {k: xml_text(v) for k, v in attrs.items()} if attrs else None)
+    if text is not None:
+        el.text = xml_text(text)
+    return el
+
+
+def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    """A MsgHead-namespace child."""
+    return element(parent, _M + tag, text, **attrs)
+
+
+def _ident(parent: etree._Element, id_: str, v: str, dn: str, s: str) -> None:
+    ident = sub(parent, "Ident")
+    sub(ident, "Id", id_)
+    sub(ident, "TypeId", V=v, DN=dn, S=s)
+
+
+def _organisation(parent: etree._Element, org: Party) -> etree._Element:
+    el = sub(parent, "Organisation")
+    sub(el, "OrganisationName", org.name)
+    _ident(el, str(org.herid), "HER", "HER-id", OID_ORG_ID)
+    return el
+
+
+def address(parent: etree._Element, addr: Address, *, role_to_patient: tuple[str, str] | None = None) -> None:
+    """Organisation (HER-id), and below it the unit: a sub-Organisation or a HealthcareProfessional.
+
+    ``role_to_patient`` (code list 9034, e.g. ``FASTLEGE``) is only written for a person. Built once
+    per address and copied: the same few receivers get most messages."""
+    parent.append(copy.deepcopy(_address_tree(addr, role_to_patient)))
+
+
+@lru_cache(maxsize=1024)
+def _address_tree(addr: Address, role_to_patient: tuple[str, str] | None) -> etree._Element:
+    holder = etree.Element(_M + "Holder", nsmap={None: MSGHEAD_NS})
+    _build_address(holder, addr, role_to_patient)
+    return holder[0]
+
+
+def _build_address(parent: etree._Element, addr: Address, role_to_patient: tuple[str, str] | None) -> None:
+    org = _organisation(parent, addr.organisation)
+    unit = addr.unit
+    if unit is None:
+        return
+    if unit.kind == "person":
+        hp = sub(org, "HealthcareProfessional")
+        if role_to_patient:
+            sub(hp, "RoleToPatient", V=role_to_patient[0], DN=role_to_patient[1], S=OID_ROLE)
+        if unit.family_name:
+            sub(hp, "FamilyName", unit.family_name)
+        if unit.given_name:
+            sub(hp, "GivenName", unit.given_name)
+        # A person's HER-id is typed with the organisation id list 9051, as in the official samples.
+        _ident(hp, str(unit.herid), "HER", "HER-id", OID_ORG_ID)
+        if unit.hpr:
+            _ident(hp, unit.hpr, "HPR", "HPR-nummer", OID_PERSON_ID)
+    else:
+        _organisation(org, unit)
+
+
+def patient_ident_type(fnr: str) -> tuple[str, str]:
+    """(V, DN) in code list 8116: D-nummer when the first digit is 4-7, else fødselsnummer."""
+    kind = fodselsnummer.kind(fnr)
+    return kind, PERSON_ID_TEXT[kind]
+
+
+def msghead(
+    *, msg_type: tuple[str, str], msg_id: str, generated_at: datetime, sender: Address, receiver: Address,
+    patient: tuple[str, str, str] | None, receiver_role: tuple[str, str] | None = None,
+) -> tuple[etree._Element, etree._Element]:
+    """The envelope and its empty ``Content`` element, where the caller puts the payload.
+
+    ``msg_type`` is MsgInfo/Type (V, DN); ``patient`` is (fnr or D-nummer, given name, family name);
+    ``receiver_role`` is the receiving person's RoleToPatient (9034), e.g. ``FASTLEGE``."""
+    root = etree.Element(_M + "MsgHead", nsmap={None: MSGHEAD_NS})
+    info = sub(root, "MsgInfo")
+    sub(info, "Type", V=msg_type[0], DN=msg_type[1])
+    sub(info, "MIGversion", MIG_VERSION)
+    sub(info, "GenDate", generated_at.isoformat(timespec="seconds"))
+    sub(info, "MsgId", msg_id)
+    address(sub(info, "Sender"), sender)
+    address(sub(info, "Receiver"), receiver, role_to_patient=receiver_role)
+    if patient is not None:
+        fnr, given, family = patient
+        p = sub(info, "Patient")
+        sub(p, "FamilyName", family)
+        sub(p, "GivenName", given)
+        _ident(p, fnr, *patient_ident_type(fnr), OID_PERSON_ID)
+    ref_doc = sub(sub(root, "Document"), "RefDoc")
+    sub(ref_doc, "IssueDate", V=generated_at.isoformat(timespec="seconds"))
+    sub(ref_doc, "MsgType", V="XML", DN="XML-instans")
+    return root, sub(ref_doc, "Content")
+
+
+def serialize(root: etree._Element) -> bytes:
+    """UTF-8 bytes with an XML declaration: Norwegian letters stay letters, not character references."""
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -1,0 +1,147 @@
+"""The demo as a use-case: publish the fixture events, run the whole path over them on an in-memory (or
+real) broker and a fresh SQLite store, and report what became of each. The CLI prints the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kombu import Connection
+
+from gateway.delivery.bus import (
+    PARKED_QUEUE,
+    AmqpPublisher,
+    declare_topology,
+    queue_depth,
+    receiver_queue_name,
+)
+from gateway.delivery.consumer import EventHandler, Handled, drain_until_idle
+from gateway.domain.kartlegging import event_id_of
+from gateway.domain.registry import Register
+from gateway.errors import GatewayError
+from gateway.pipeline import Folders
+from gateway.routing.rules import RuleSet
+from gateway.store import open_store
+
+MARKER = ".gateway-demo"  # the demo only ever empties a folder that carries this file
+
+
+class DemoFolderRefused(GatewayError):
+    """The output folder holds something the demo did not write; it is never deleted."""
+
+
+@dataclass(frozen=True)
+class DemoMessage:
+    role: str
+    to_herid: int
+    receiver_name: str
+    msg_type: str
+    msg_id: str
+    status: str
+    file: Path
+
+
+@dataclass(frozen=True)
+class DemoEvent:
+    file: str
+    handled: Handled
+    messages: tuple[DemoMessage, ...]
+
+
+@dataclass
+class DemoResult:
+    broker: str
+    out: Path
+    events: list[DemoEvent] = field(default_factory=list)
+    queues: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for e in self.events:
+            counts[e.handled.status] = counts.get(e.handled.status, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def prepare_out(out: Path) -> None:
+    """Empties ``out`` only if the demo made it (it carries MARKER); refuses any other non-empty folder."""
+    if out.exists():
+        if not out.is_dir():
+            raise DemoFolderRefused(f"{out} is a file; give --out a folder")
+        entries = list(out.iterdir())
+        if entries and not (out / MARKER).exists():
+            raise DemoFolderRefused(f"{out} is not empty and was not made by the demo; give --out a new folder")
+        for entry in entries:
+            _remove(entry)
+    (out / "messages").mkdir(parents=True)
+    (out / MARKER).write_text("made by 'gateway demo'; the demo empties this folder when run again\n")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        for child in path.iterdir():
+            _remove(child)
+        path.rmdir()
+    else:
+        path.unlink()
+
+
+def run_demo(*, broker: str, events_dir: Path, out: Path, register: Register, rules: RuleSet, folders: Folders,
+             prefetch: int, window_days: int) -> DemoResult:
+    files = sorted(events_dir.glob("*.json"))
+    store = open_store(f"sqlite:///{out / 'demo.sqlite3'}")
+    publisher = AmqpPublisher(broker)
+    names: dict[str, str] = {}
+    results: list[Handled] = []
+    result = DemoResult(broker, out)
+    try:
+        with Connection(broker) as connection:
+            declare_topology(connection)
+            for path in files:
+                body = path.read_bytes()
+                event_id = event_id_of(body)
+                names[event_id or path.stem] = path.name
+                publisher.publish_event(body, event_id or path.stem)
+            handler = EventHandler(register, store, publisher, rules=rules, window_days=window_days, folders=folders)
+            drain_until_idle(connection, handler, prefetch, on_handled=results.append)
+            receivers = sorted({receiver_queue_name(m["to_herid"]) for m in store.messages()})
+            result.queues = {q: queue_depth(connection, q) for q in receivers}
+            result.queues[PARKED_QUEUE.name] = queue_depth(connection, PARKED_QUEUE.name)
+        for handled, path in zip(results, files, strict=False):
+            name = names.get(handled.event_id or "", path.name if handled.event_id is None else "?")
+            messages = []
+            for row in store.messages(handled.event_ref):
+                target = out / "messages" / f"{Path(name).stem}__{row['role']}__{row['to_herid']}.xml"
+                target.write_bytes(row["xml"])
+                party = register.party(row["to_herid"])
+                messages.append(DemoMessage(row["role"], row["to_herid"], party.name if party else "?",
+                                            row["msg_type"], row["msg_id"], row["status"], target))
+            result.events.append(DemoEvent(name, handled, tuple(messages)))
+    finally:
+        publisher.close()
+        store.close()
+    return result
+
+
+def describe(handled: Handled) -> str:
+    """One line for an event's end state, without patient data."""
+    state = handled.status + (f" {handled.reason_code}: {handled.reason}" if handled.reason_code else "")
+    if handled.status in ("not_shared", "declined"):
+        state += f" ({handled.reason})"
+    if handled.flags:
+        state += f" [flagged: {', '.join(handled.flags)}]"
+    return state
+
+
+def as_dict(result: DemoResult) -> dict[str, Any]:
+    return {
+        "broker": result.broker.split(":", 1)[0],
+        "out": str(result.out),
+        "events": [{"file": e.file, "event_id": e.handled.event_id, "status": e.handled.status,
+                    "reason_code": e.handled.reason_code, "flags": list(e.handled.flags),
+                    "messages": [{"role": m.role, "to_herid": m.to_herid, "receiver": m.receiver_name,
+                                  "msg_type": m.msg_type, "msg_id": m.msg_id, "status": m.status,
+                                  "file": str(m.file)} for m in e.messages]} for e in result.events],
+        "queues": result.queues,
+        "summary": result.summary(),
+    }

@@ -1,0 +1,85 @@
+"""The message store: every event as received and every message built from it, with the history of
+their states, on SQLite (embedded default) or PostgreSQL (shared by replicas).
+
+``db`` is the database under it (backends, transactions, migrations); ``events`` the hot path the
+consumer and the receipt tracker use; ``queries`` what operators ask; ``registry`` the
+contact-point registry kept in the same database. ``SqlStore`` is all of them on one connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from gateway.domain.history import Tidligere
+from gateway.messages.outbound import Melding
+from gateway.store.db import Database, open_database
+from gateway.store.events import END_STATES, EventOutcome, EventStore, Incoming, StoredEvent, patient_key
+from gateway.store.queries import OperatorQueries
+
+__all__ = ["END_STATES", "EventLog", "EventOutcome", "Incoming", "SqlStore", "Store", "StoredEvent", "open_store",
+           "patient_key"]
+
+
+class EventLog(Protocol):
+    """What the consumer and the receipt tracker need: the hot path."""
+
+    def record_events(self, items: Sequence[Incoming]) -> list[StoredEvent]: ...
+
+    def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None: ...
+
+    def mark_sent_many(self, sent: Sequence[tuple[int, Sequence[str]]]) -> None: ...
+
+    def messages(self, ref: int | None = None) -> list[dict[str, Any]]: ...
+
+    def record_apprec(self, apprec_id: str, original_msg_id: str, status: str, errors: list[dict[str, Any]]
+                      ) -> str | None: ...
+
+    def mark_overdue(self, sent_before: datetime) -> list[dict[str, Any]]: ...
+
+    def kartlegginger(self, fnrs: Iterable[str]) -> dict[str, list[Tidligere]]: ...
+
+
+class Store(EventLog, Protocol):
+    """The whole store: the hot path and what operators ask."""
+
+    db: Database
+
+    def find_messages(self, *, status: str | None = None, receiver: int | None = None, kommune: str | None = None,
+                      samhandlingspunkt: int | None = None, since: str | None = None, until: str | None = None,
+                      flag: str | None = None, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    def find_events(self, *, status: str | None = None, reason_code: str | None = None, since: str | None = None,
+                    until: str | None = None, flag: str | None = None, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    def event(self, key: str) -> dict[str, Any] | None: ...
+
+    def message(self, msg_id: str) -> dict[str, Any] | None: ...
+
+    def add_resend(self, original_msg_id: str, melding: Melding | None, operator: str, reason: str) -> None: ...
+
+    def audit(self, operator: str, action: str, target: str, reason: str, detail: str | None = None) -> None: ...
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def events(self) -> list[dict[str, Any]]: ...
+
+    def history(self, entity: str, ref: str) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class SqlStore(EventStore, OperatorQueries):
+    """The store on one database connection (SQLite or PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_store(url: str, *, create: bool = True) -> SqlStore:
+    """The store at ``url`` (see ``open_database``); ``create=False`` for commands that only read."""
+    return SqlStore(open_database(url, create=create))

@@ -1,0 +1,136 @@
+"""The contact-point registry kept in the store (SQLite or PostgreSQL), so every gateway process and
+every operator sees the same version.
+
+``import_parties`` and ``import_gp_register`` replace the previous version in one transaction: a
+file that is wrong anywhere changes nothing and the error names the line. ``StoreRegister``
+answers the routing's questions (the ``Register`` protocol) from the store: parties are few and
+cached per process; the GP register (5.5 million rows nationally) is looked up by index.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.domain import fodselsnummer
+from gateway.domain.registry import GpAssignment, MemoryRegister, Party, RegisterError, load_register
+from gateway.store.db import Database, Tx
+
+GP_COLUMNS = ("fnr", "gp_herid", "valid_from", "valid_to", "relation")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def import_parties(db: Database, path: Path) -> int:
+    """The parties of a registry JSON file (the format of ``GATEWAY_REGISTRY``); the whole file is
+    checked first. The GP register comes separately, as CSV (``import_gp_register``)."""
+    register = load_register(path)  # checks the whole file first
+
+    def work(tx: Tx) -> int:
+        tx.execute("DELETE FROM parties")
+        for p in register.parties.values():
+            tx.execute("INSERT INTO parties(herid, parent_herid, name, kind, active, kommunenummer, service_type, "
+                "formats, given_name, family_name, hpr) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (p.herid, p.parent_herid, p.name, p.kind, int(p.active), p.kommunenummer, p.service_type,
+                 json.dumps(list(p.formats)), p.given_name, p.family_name, p.hpr))
+        tx.execute("INSERT INTO registry_imports(kind, source, rows, imported_at) VALUES (?,?,?,?)",
+                       ("parties", str(path), len(register.parties), _now()))
+        return len(register.parties)
+
+    return db.transaction(work)
+
+
+def write_gp_csv(path: Path, assignments: list[GpAssignment]) -> None:
+    """The CSV format ``import_gp_register`` reads (used by the generator and the tests)."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(GP_COLUMNS)
+        for a in assignments:
+            out.writerow((a.fnr, a.gp_herid, a.valid_from.isoformat(), a.valid_to.isoformat() if a.valid_to else "",
+                          a.relation))
+
+
+def _gp_rows(path: Path, persons: set[int], progress: Callable[[int], None] | None) -> Iterator[tuple[Any, ...]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header) != GP_COLUMNS:
+            raise RegisterError(f"{path}, line 1: the header must be {','.join(GP_COLUMNS)}")
+        for n, row in enumerate(reader, start=2):
+            if len(row) != 5:
+                raise RegisterError(f"{path}, line {n}: expected 5 fields, found {len(row)}")
+            fnr, gp, valid_from, valid_to, relation = row
+            if not fodselsnummer.is_valid(fnr):
+                raise RegisterError(f"{path}, line {n}: fnr is not a valid fødselsnummer or D-nummer")
+            try:
+                gp_herid = int(gp)
+                date.fromisoformat(valid_from)
+                if valid_to:
+                    date.fromisoformat(valid_to)
+            except ValueError as exc:
+                raise RegisterError(f"{path}, line {n}: {exc}") from None
+            if persons and gp_herid not in persons:
+                raise RegisterError(f"{path}, line {n}: gp_herid {gp_herid} is not a person in the registry")
+            if relation not in ("fastlege", "vikar"):
+                raise RegisterError(f"{path}, line {n}: relation must be fastlege or vikar")
+            if progress and n % 50_000 == 0:
+                progress(50_000)
+            yield fnr, gp_herid, valid_from, valid_to or None, relation
+
+
+def import_gp_register(db: Database, path: Path, progress: Callable[[int], None] | None = None) -> int:
+    """Replace the GP register with a CSV file (``fnr,gp_herid,valid_from,valid_to,relation``)."""
+    persons = {r["herid"] for r in db.query("SELECT herid FROM parties WHERE kind = 'person'")}
+    count = 0
+
+    def counted(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    def work(tx: Tx) -> int:
+        # Without the index while loading, then built once: the whole swap is one transaction.
+        tx.execute("DROP INDEX gp_assignments_fnr")
+        tx.execute("DELETE FROM gp_assignments")
+        rows = counted(_gp_rows(path, persons, progress))
+        if db.dialect == "postgresql":
+            with tx.connection.cursor().copy("COPY gp_assignments (fnr, gp_herid, valid_from, valid_to, relation) "
+                                  "FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            tx.connection.executemany("INSERT INTO gp_assignments(fnr, gp_herid, valid_from, valid_to, relation) "
+                           "VALUES (?,?,?,?,?)", rows)
+        tx.execute("CREATE INDEX gp_assignments_fnr ON gp_assignments(fnr)")
+        tx.execute("INSERT INTO registry_imports(kind, source, rows, imported_at) VALUES (?,?,?,?)",
+                       ("gp_register", str(path), count, _now()))
+        return count
+
+    return db.transaction(work)
+
+
+class StoreRegister(MemoryRegister):
+    """The ``Register`` the routing asks, answered from the store: the parties (a few thousand) are read
+    once per process, the GP register is looked up by its index on every question."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.db = db
+        for r in db.query("SELECT * FROM parties"):
+            self.parties[r["herid"]] = Party(
+                herid=r["herid"], name=r["name"], kind=r["kind"], parent_herid=r["parent_herid"],
+                active=bool(r["active"]), kommunenummer=r["kommunenummer"], service_type=r["service_type"],
+                formats=tuple(json.loads(r["formats"])), given_name=r["given_name"], family_name=r["family_name"],
+                hpr=r["hpr"])
+
+    def assignments_for(self, fnr: str) -> list[GpAssignment]:
+        return [GpAssignment(r["fnr"], r["gp_herid"], date.fromisoformat(r["valid_from"]),
+                             date.fromisoformat(r["valid_to"]) if r["valid_to"] else None, r["relation"])
+                for r in self.db.query("SELECT * FROM gp_assignments WHERE fnr = ?", (fnr,))]
