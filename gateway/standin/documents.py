@@ -186,7 +186,7 @@ def addressing(root: etree._Element) -> Addressing:
         return Addressing(msg_id=msg_id, msg_type="APPREC", gen_date=(root.findtext(f"{{{ns}}}GenDate") or ""),
                           sender_her_ids=senders, receiver_her_ids=receivers, is_app_rec=True,
                           original_msg_id=root.findtext(f"{{{ns}}}OriginalMsgId/{{{ns}}}Id"))
-    raise DocumentRefused(f"unsupported business document root {root.tag}")
+    raise DocumentRefused(f"unsupported business document root {etree.QName(root).text}")
 
 
 def schema_name(root: etree._Element) -> str:

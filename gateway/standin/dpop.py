@@ -145,9 +145,8 @@ class DPoPVerifier:
             raise ProofInvalid("invalid_dpop_proof", "iat is outside the accepted window")
         if nonce is not None and claims.get("nonce") != nonce:
             raise NonceRequired("a DPoP nonce is required" if "nonce" not in claims else "the DPoP nonce is stale")
-        if access_token is not None:
-            if claims.get("ath") != b64url_sha256(access_token):
-                raise ProofInvalid("invalid_dpop_proof", "ath does not match the access token")
+        if access_token is not None and claims.get("ath") != b64url_sha256(access_token):
+            raise ProofInvalid("invalid_dpop_proof", "ath does not match the access token")
         thumbprint = key.thumbprint()
         if jkt is not None and thumbprint != jkt:
             raise ProofInvalid("invalid_token", "the token is bound to a different DPoP key (cnf.jkt)")
