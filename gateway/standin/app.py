@@ -404,15 +404,22 @@ class Standin:
             }
 
 
-def _with_offsets(answer: Any) -> Any:
-    """A copy of an answer with ``+01:00`` added to offset-less ``businessDocumentGenDate`` values."""
+def _as_described(answer: Any) -> Any:
+    """A copy of an answer as the description's strict reading wants it, for the check only.
+
+    * ``businessDocumentGenDate`` without a UTC offset (NHN sends local time, KS fixture
+      ``get-message-response.json``) gets ``+01:00``: OpenAPI's ``date-time`` demands an offset.
+    * ``appRecStatus: null`` (NHN, ``get-status.json``) is dropped: the description marks it ``nullable`` next to
+      an ``allOf`` reference, which OpenAPI 3.0 validators read as "the enum only"; absent means the same."""
     if isinstance(answer, list):
-        return [_with_offsets(item) for item in answer]
-    if isinstance(answer, dict) and isinstance(answer.get("businessDocumentGenDate"), str):
-        value = answer["businessDocumentGenDate"]
-        if not value.endswith("Z") and "+" not in value[10:] and "-" not in value[10:]:
-            return {**answer, "businessDocumentGenDate": value + "+01:00"}
-    return answer
+        return [_as_described(item) for item in answer]
+    if not isinstance(answer, dict):
+        return answer
+    copy = {k: v for k, v in answer.items() if not (k == "appRecStatus" and v is None)}
+    value = copy.get("businessDocumentGenDate")
+    if isinstance(value, str) and not value.endswith("Z") and "+" not in value[10:] and "-" not in value[10:]:
+        copy["businessDocumentGenDate"] = value + "+01:00"
+    return copy
 
 
 def etree_ns(root: Any) -> str:
@@ -479,9 +486,9 @@ def create_app(config: StandinConfig | None = None, *, standin: Standin | None =
             status = status.status
         data = b"" if status == 204 else json.dumps(answer).encode("utf-8")
         content_type = "" if status == 204 else "application/json; charset=utf-8"
-        # NHN sends GenDate without a UTC offset (KS fixtures), which the description's date-time format
-        # refuses; the check sees an offset added, the client gets what NHN sends.
-        checked_data = b"" if status == 204 else json.dumps(_with_offsets(answer)).encode("utf-8")
+        # Two places where NHN's real answers (KS fixtures) differ from a strict reading of the description: the
+        # check sees them adjusted, the client gets what NHN sends (see _as_described).
+        checked_data = b"" if status == 204 else json.dumps(_as_described(answer)).encode("utf-8")
         problems = response_errors(_checked(request, body), CheckedResponse(
             status, checked_data or None, content_type.split(";")[0], Headers(headers)))
         if problems:
