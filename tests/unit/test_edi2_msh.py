@@ -230,8 +230,11 @@ def test_receive_from_another_api_user_and_answer_with_apprec(world: World) -> N
     apprec_id = world.msh.post_apprec(api_id, US[1], "Ok")
     assert other.get_status(api_id)[0].app_rec_status == "Ok"
     with pytest.raises(Rejected) as caught:  # an AppRec on an AppRec
-        world.msh.post_apprec(apprec_id, OTHER_API_USER[1], "Ok")
-    assert caught.value.status in (400, 403)
+        other.post_apprec(apprec_id, OTHER_API_USER[1], "Ok")
+    assert (caught.value.status, caught.value.error_code) == (400, 1100)
+    with pytest.raises(Rejected) as caught:  # an AppRec by someone who is not the receiver
+        other.post_apprec(api_id, OTHER_API_USER[1], "Ok")
+    assert (caught.value.status, caught.value.error_code) == (400, 1102)
     with pytest.raises(ValueError):
         world.msh.post_apprec(api_id, US[1], "Rejected")
 
