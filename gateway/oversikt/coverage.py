@@ -41,9 +41,9 @@ class ReceiverCounts:
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise CoverageError(f"{f.name} must be a whole number ≥ 0, got {value!r}")
-        answered = self.acknowledged + self.rejected + self.overdue
-        if answered > self.sent:
-            raise CoverageError(f"acknowledged + rejected + overdue ({answered}) exceed sent ({self.sent})")
+        settled = self.acknowledged + self.rejected + self.overdue
+        if settled > self.sent:
+            raise CoverageError(f"acknowledged + rejected + overdue ({settled}) exceed sent ({self.sent})")
 
     def __add__(self, other: ReceiverCounts) -> ReceiverCounts:
         return ReceiverCounts(self.sent + other.sent, self.acknowledged + other.acknowledged,

@@ -26,6 +26,8 @@ def cell(value: object) -> str:
         return ";".join(str(v) for v in value)
     if value is None:
         return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
     return str(value)
 
 
