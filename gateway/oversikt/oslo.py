@@ -4,11 +4,14 @@ A kartlegging happens on a Norwegian calendar day and reports are read by Norweg
 date and month here is the one on a wall clock in Oslo. An instant stored in UTC just before
 midnight belongs to the next day (and, at a month's end, to the next month) in Oslo; a naive
 datetime is refused because its zone would be a guess.
+
+Conversion goes through UTC: ``astimezone`` from Europe/Oslo to Europe/Oslo is a no-op, which would keep a
+wall time that does not exist (the hour skipped in March) with the wrong offset.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -19,7 +22,7 @@ def oslo_date(value: date | datetime) -> date:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"naive datetime {value.isoformat()}: give a time zone (UTC or Europe/Oslo)")
-        return value.astimezone(OSLO).date()
+        return value.astimezone(UTC).astimezone(OSLO).date()
     return value
 
 
@@ -32,4 +35,4 @@ def oslo_isoformat(value: datetime) -> str:
     """ISO 8601 with the Oslo offset (+01:00 or +02:00), to the second."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value.isoformat()}: give a time zone (UTC or Europe/Oslo)")
-    return value.astimezone(OSLO).isoformat(timespec="seconds")
+    return value.astimezone(UTC).astimezone(OSLO).isoformat(timespec="seconds")

@@ -135,6 +135,7 @@ def test_rejected_carries_standard_texts_not_the_receivers_free_text() -> None:
     (datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC), "2026-03-29T01:59:59+01:00"),  # just before summer time
     (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), "2026-03-29T03:00:00+02:00"),
     (datetime(2026, 6, 1, 9, 0, tzinfo=timezone(timedelta(hours=-5))), "2026-06-01T16:00:00+02:00"),
+    (datetime(2026, 3, 29, 2, 30, tzinfo=OSLO), "2026-03-29T03:30:00+02:00"),  # a wall time that does not exist
 ])
 def test_at_is_oslo_time_with_offset(at: datetime, expected: str) -> None:
     assert build_status(EventChange(EVENT_ID, EventState.SENT, at))["at"] == expected
