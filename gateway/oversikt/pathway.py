@@ -11,9 +11,10 @@ Due windows are recommendations, not deadlines ("ikke forløpstider"), so they a
   Without a done SP3 there is no anchor, and no window: the list cannot guess when SP3 happened.
 * basis ``diagnosis`` (the patient page: the kommune's conversations 3–4 and 12–18 months after the
   diagnosis): the diagnosis date is not in the kartlegging contract, so the date of the patient's first SP1
-  kartlegging (done at the clinical decision) stands in for it, or of the first SP2 when SP1 is missing (a
-  later date: the window then opens late rather than early). The 3–4-month conversation is SP4's window and
-  the 12–18-month one SP5's; a kommune that records its first conversation as SP3 may add an ``sp3`` window.
+  kartlegging, done or declined (it happens at the clinical decision), stands in for it, or of the first SP2
+  when SP1 is missing (a later date: the window then opens late rather than early). The 3–4-month
+  conversation is SP4's window and the 12–18-month one SP5's; a kommune that records its first conversation
+  as SP3 may add an ``sp3`` window.
 
 A window for point *n* is satisfied by any done kartlegging at point *n* or later. When a later window has
 opened, it replaces an earlier one that was missed: the list shows what to do now.
