@@ -164,3 +164,7 @@ def markdown_table() -> str:
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
     rows += [f"| `{s.name}` | `{s.default}` | {s.help} |" for s in SETTINGS]
     return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m gateway.settings prints the table for docs/configuration.md
+    print(markdown_table())

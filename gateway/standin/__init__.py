@@ -4,7 +4,8 @@
 ``python -m gateway.standin --port N`` for a separate process (uvicorn).
 """
 
-from gateway.standin.app import Standin, create_app
+from gateway.standin.app import Standin
+from gateway.standin.asgi import create_app
 from gateway.standin.state import ClientRegistration, FailRule, Faults, ReceiverBehaviour, StandinConfig
 
 __all__ = ["ClientRegistration", "FailRule", "Faults", "ReceiverBehaviour", "Standin", "StandinConfig", "create_app"]

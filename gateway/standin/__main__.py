@@ -18,7 +18,8 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway.standin.app import Standin, create_app
+from gateway.standin.app import Standin
+from gateway.standin.asgi import create_app
 from gateway.standin.state import ReceiverBehaviour, StandinConfig
 
 

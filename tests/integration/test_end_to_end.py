@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from lxml import etree
 
 from gateway.messages.validation import explain_with_xmlschema, validate_message
 from tests.conftest import FIXTURES, Delivery, GatewayProcess, Rabbit
+from tests.factories import cli
 
 NS = {"mh": "http://www.kith.no/xmlstds/msghead/2006-05-24", "dia": "http://www.kith.no/xmlstds/dialog/2013-01-23",
       "epj2": "http://www.kith.no/xmlstds/epj/epj2/2008-02-20"}
@@ -71,8 +70,7 @@ def expected_receivers(event: dict[str, Any]) -> dict[int, str]:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_route_explain_names_the_expected_receivers(name: str, gateway_env: dict[str, str]) -> None:
-    done = subprocess.run([sys.executable, "-m", "gateway", "route", "explain", str(FIXTURES / "events" / name),
-                           "--json"], env=gateway_env, capture_output=True, text=True, timeout=60)
+    done = cli(gateway_env, "route", "explain", str(FIXTURES / "events" / name), "--json")
     assert done.returncode == 0, done.stderr
     explained = json.loads(done.stdout)
     assert {r["herid"]: r["format"] for r in explained["receivers"]} == EXPECTED[name]
@@ -262,9 +260,7 @@ def test_gateway_routes_from_the_registry_in_the_store(gateway_env: dict[str, st
     gp = tmp_path / "gp.csv"
     write_gp_csv(gp, [a for rows in memory.assignments.values() for a in rows])
     env = {**gateway_env, "GATEWAY_REGISTRY": "store"}
-    done = subprocess.run([sys.executable, "-m", "gateway", "registry", "import", "--parties",
-                           str(FIXTURES / "register.json"), "--gp", str(gp)], env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = cli(env, "registry", "import", "--parties", str(FIXTURES / "register.json"), "--gp", str(gp))
     assert done.returncode == 0, done.stderr
     g = spawn(env, "store-registry.log")
     g.start(rabbit)

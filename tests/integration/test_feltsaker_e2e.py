@@ -5,12 +5,11 @@ messages list --flag` and `gateway events list` against the store the gateway wr
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import FIXTURES, GatewayProcess, Rabbit
+from tests.factories import cli as run_cli
 from tests.integration.test_end_to_end import EXPECTED, check_message, load, text_of
 
 FIRST = "01-sp1-bergen-brystkreft.json"  # the first hospital, for the two-hospitals case
@@ -61,8 +60,8 @@ def gateway_fixture(name: str) -> Path:
 
 
 def cli(env: dict[str, str], *args: str) -> Any:
-    done = subprocess.run([sys.executable, "-m", "gateway", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+    """The command's JSON output (every call here passes --json itself)."""
+    done = run_cli(env, *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

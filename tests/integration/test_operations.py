@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,22 +12,12 @@ from typing import Any
 import pika
 
 from gateway.messages.apprec import AppRecError, Status, build_apprec, parse_apprec
-from tests.conftest import FIXTURES, ROOT, GatewayProcess, Rabbit
+from tests.conftest import FIXTURES, GatewayProcess, Rabbit
+from tests.factories import cli, cli_json
 
 OWN = 8199999
 EVENT = FIXTURES / "events" / "01-sp1-bergen-brystkreft.json"
 RECEIVERS = {8100101: "DIALOG_HELSEFAGLIG", 8100104: "HELSEOPPL_SOKNAD", 8100901: "DIALOG_HELSEFAGLIG"}
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
-
-
-def cli_json(env: dict[str, str], *args: str) -> list[dict[str, Any]]:
-    done = cli(env, *args, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def wait_for(check: Any, timeout: float = 20.0) -> Any:

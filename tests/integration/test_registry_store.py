@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,7 +13,8 @@ from gateway.domain.registry import GpAssignment, RegisterError, load_register
 from gateway.routing.route import route
 from gateway.store import SqlStore, open_store
 from gateway.store.registry import StoreRegister, import_gp_register, import_parties, write_gp_csv
-from tests.conftest import FIXTURES, ROOT, postgres_database
+from tests.conftest import FIXTURES, postgres_database
+from tests.factories import CliResult, cli
 
 FILE = FIXTURES / "register.json"
 MEMORY = load_register(FILE)
@@ -86,9 +85,8 @@ def test_wrong_header_is_refused(store: SqlStore, tmp_path: Path) -> None:
 def test_registry_cli(tmp_path: Path) -> None:
     env = {"GATEWAY_STORE_URL": f"sqlite:///{tmp_path / 'c.sqlite3'}", "PATH": "/usr/bin:/bin"}
 
-    def gateway(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "gateway", *args], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=60)
+    def gateway(*args: str) -> CliResult:
+        return cli(env, *args)
 
     done = gateway("registry", "import", "--parties", str(FILE), "--gp", str(gp_csv(tmp_path)))
     assert done.returncode == 0, done.stderr
