@@ -24,7 +24,10 @@ from gateway.settings import PACKAGED_SCHEMAS, PACKAGED_TEMPLATES
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Routed:
+    """What the path made of one event: the route (who and why) and the validated messages. The consumer
+    records it as an ``EventOutcome`` in the store and reports it as ``Handled``."""
+
     event: Kartlegging
     route: Route
     meldinger: tuple[Melding, ...]
@@ -75,12 +78,12 @@ def build_meldinger(event: Kartlegging, chosen: Route, now: datetime, folders: F
 
 def process_event(event: Kartlegging, register: Register, now: datetime, rules: RuleSet | None = None,
                   history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS,
-                  folders: Folders = PACKAGED) -> Outcome:
+                  folders: Folders = PACKAGED) -> Routed:
     chosen = route(event, register, rules, history, window_days)
-    return Outcome(event, chosen, build_meldinger(event, chosen, now, folders))
+    return Routed(event, chosen, build_meldinger(event, chosen, now, folders))
 
 
 def process(body: bytes, register: Register, now: datetime, rules: RuleSet | None = None,
             history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS,
-            folders: Folders = PACKAGED) -> Outcome:
+            folders: Folders = PACKAGED) -> Routed:
     return process_event(parse_event(body), register, now, rules, history, window_days, folders)

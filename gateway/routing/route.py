@@ -56,8 +56,10 @@ class Skipped:
     why: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Route:
+    """Who receives one event and why: the receivers, the rule, what was skipped and the flags for operators."""
+
     sender: Address
     receivers: tuple[Mottaker, ...]
     why_none: str | None = None
@@ -204,19 +206,21 @@ def route(event: Kartlegging, register: Register, rules: RuleSet | None = None,
     if sender is None:
         raise Parked(Reason.UNKNOWN_SENDER, f"sender HER-id {event.sender.herid} is not in the registry")
     if event.consent.objects_to_sharing:
-        return Route(sender, (), why_none="the patient objects to sharing: no copy is sent",
+        return Route(sender=sender, receivers=(), why_none="the patient objects to sharing: no copy is sent",
                      rule="built in: the patient objects to sharing")
     facts = fakta(event)
     if event.declined is not None and not event.declined.consent_to_inform_kommune:
-        return Route(sender, (), why_none="the patient declined the kartlegging and did not consent to informing "
-                     "the kommune: nothing is sent", rule="built in: declined without consent to inform the kommune",
+        return Route(sender=sender, receivers=(),
+                     why_none="the patient declined the kartlegging and did not consent to informing the kommune: "
+                     "nothing is sent", rule="built in: declined without consent to inform the kommune",
                      declined=True, age=facts.age)
     ruleset = rules or packaged_rules()
     kommune = event.patient.kommunenummer
     rule = next((r for r in ruleset.rules_for(kommune) if r.when.matches(facts)), None)
     if rule is None and facts.declined:
-        return Route(sender, (), why_none=f"the patient declined the kartlegging; no rule sends a notice at "
-                     f"samhandlingspunkt {event.samhandlingspunkt}", declined=True, age=facts.age)
+        return Route(sender=sender, receivers=(),
+                     why_none=f"the patient declined the kartlegging; no rule sends a notice at samhandlingspunkt "
+                     f"{event.samhandlingspunkt}", declined=True, age=facts.age)
     if rule is None:
         raise Parked(Reason.NO_MATCHING_RULE, f"no routing rule for samhandlingspunkt {event.samhandlingspunkt}")
     earlier = history(event.patient.fnr) if history else ()
@@ -237,7 +241,10 @@ def route(event: Kartlegging, register: Register, rules: RuleSet | None = None,
                 _add(found, sender, receivers, skipped)
     second = second_hospital(event, earlier, _organisation_of(register), window_days)
     other = address_of(register, event.other_hospital_herid) if event.other_hospital_herid else None
-    return Route(sender, tuple(receivers), None if receivers else "the sender is the only receiver",
-                 f"{rule.name} ({rule.source})", tuple(skipped), tuple(fired),
-                 (TWO_HOSPITALS,) if second else (), facts.declined, facts.age, second,
-                 address_of(register, second.sender_herid) if second else None, other, rule.template)
+    return Route(sender=sender, receivers=tuple(receivers),
+                 why_none=None if receivers else "the sender is the only receiver",
+                 rule=f"{rule.name} ({rule.source})", skipped=tuple(skipped), additions=tuple(fired),
+                 flags=(TWO_HOSPITALS,) if second else (), declined=facts.declined, age=facts.age,
+                 second_hospital=second,
+                 second_hospital_address=address_of(register, second.sender_herid) if second else None,
+                 other_hospital=other, template=rule.template)
