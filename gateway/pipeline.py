@@ -66,6 +66,7 @@ def build_melding(event: Kartlegging, chosen: Route, mottaker: Mottaker, msg_id:
         why=mottaker.why,
         generated_at=now.isoformat(timespec="seconds"),
         xml=serialize(root),
+        transport=mottaker.transport,
     )
 
 

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gateway import __version__
 from gateway.errors import ConfigurationError
 
 
@@ -100,12 +101,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_TWO_HOSPITALS_WINDOW_DAYS", "90",
             "Days within which a second hospital's SP1/SP2 flags the event (0 turns the check off).",
             "two_hospitals_window_days", _int, _at_least(0)),
+    Setting("GATEWAY_MSH_URL", "(none: EDI 2.0 off)",
+            "Base URL of NHN's Meldingstjener API (EDI 2.0); see docs/transports.md for the hosts.", "msh_url"),
+    Setting("GATEWAY_HELSEID_TOKEN_URL", "(none)", "HelseID token endpoint ({authority}/connect/token).",
+            "helseid_token_url"),
+    Setting("GATEWAY_HELSEID_CLIENT_ID", "(none)", "The gateway's HelseID client id.", "helseid_client_id"),
+    Setting("GATEWAY_HELSEID_KEY", "(none)",
+            "Path to the HelseID client's private key (JWK JSON or PEM); never logged.", "helseid_key", _opt_path),
+    Setting("GATEWAY_MSH_SOURCE_SYSTEM", "pakkeforlop-gateway, <version>",
+            "The nhn-source-system header sent on every Meldingstjener call.", "msh_source_system"),
+    Setting("GATEWAY_MSH_POLL_SECONDS", "10",
+            "How often the EDI 2.0 outbox and inbox run (the outbox also backs off on its own).",
+            "msh_poll_seconds", _float, _at_least(0.05)),
     Setting("GATEWAY_OPERATOR", "(the login name)",
             "Name recorded beside the OS login in the audit trail for operator commands.", "operator"),
 )
 
 _UNSET_DEFAULTS = {"GATEWAY_REGISTRY", "GATEWAY_ROUTES", "GATEWAY_TEMPLATE_DIR", "GATEWAY_SCHEMA_DIR",
-                   "GATEWAY_OPERATOR"}
+                   "GATEWAY_OPERATOR", "GATEWAY_MSH_URL", "GATEWAY_HELSEID_TOKEN_URL", "GATEWAY_HELSEID_CLIENT_ID",
+                   "GATEWAY_HELSEID_KEY", "GATEWAY_MSH_SOURCE_SYSTEM"}
 
 
 @dataclass(frozen=True)
@@ -125,6 +139,22 @@ class Settings:
     overdue_check_seconds: float = 60.0
     two_hospitals_window_days: int = 90
     operator: str = ""
+    msh_url: str = ""
+    helseid_token_url: str = ""
+    helseid_client_id: str = ""
+    helseid_key: Path | None = None
+    msh_source_system: str = f"pakkeforlop-gateway, {__version__}"
+    msh_poll_seconds: float = 10.0
+
+    @property
+    def edi2_configured(self) -> bool:
+        return bool(self.msh_url)
+
+    def edi2_missing(self) -> list[str]:
+        """The EDI 2.0 settings still missing when GATEWAY_MSH_URL is set (the gateway refuses to start)."""
+        wanted = {"GATEWAY_HELSEID_TOKEN_URL": self.helseid_token_url, "GATEWAY_HELSEID_CLIENT_ID":
+                  self.helseid_client_id, "GATEWAY_HELSEID_KEY": self.helseid_key}
+        return [name for name, value in wanted.items() if not value] if self.msh_url else []
 
     @property
     def registry_in_store(self) -> bool:

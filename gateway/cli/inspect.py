@@ -19,8 +19,8 @@ from gateway.operations.replay import ReplayError, execute, plan
 from gateway.routing.route import route
 from gateway.store import open_store
 
-MESSAGE_COLUMNS = ["msg_id", "status", "msg_type", "to_herid", "role", "kommunenummer", "samhandlingspunkt",
-                   "created_at", "apprec_status", "flags"]
+MESSAGE_COLUMNS = ["msg_id", "status", "msg_type", "to_herid", "transport", "role", "kommunenummer",
+                   "samhandlingspunkt", "created_at", "apprec_status", "flags"]
 EVENT_COLUMNS = ["id", "event_id", "status", "reason_code", "samhandlingspunkt", "kommunenummer", "attempts",
                  "received_at", "flags"]
 FLAGS = [TWO_HOSPITALS]
@@ -32,7 +32,8 @@ def messages() -> None:
 
 
 @messages.command("list")
-@click.option("--status", type=click.Choice(["built", "sent", "acknowledged", "rejected", "overdue", "superseded"]))
+@click.option("--status", type=click.Choice(["built", "sent", "acknowledged", "rejected", "overdue", "superseded",
+                                             "parked"]))
 @click.option("--receiver", type=int, help="Receiver HER-id.")
 @click.option("--kommune", help="Kommunenummer of the patient.")
 @click.option("--samhandlingspunkt", "--sp", "sp", type=click.IntRange(1, 5))
@@ -67,8 +68,9 @@ def messages_show(msg_id: str, no_xml: bool) -> None:
     row = store.message(msg_id)
     if row is None:
         raise click.ClickException(f"no message {msg_id}; list them with 'gateway messages list'")
-    for key in ("msg_id", "status", "msg_type", "from_herid", "to_herid", "role", "why", "created_at", "sent_at",
-                "apprec_status", "apprec_errors", "answered_at", "overdue_at", "event_ref"):
+    for key in ("msg_id", "status", "msg_type", "from_herid", "to_herid", "transport", "api_id", "role", "why",
+                "created_at", "posted_at", "sent_at", "apprec_status", "apprec_errors", "answered_at", "overdue_at",
+                "reason_code", "reason", "event_ref"):
         click.echo(f"{key + ':':<15} {row.get(key) if row.get(key) is not None else ''}")
     click.echo("history:")
     for h in store.history("message", msg_id):
@@ -213,8 +215,8 @@ def route_explain(event_file: Path, as_json: bool) -> None:
             "rule": chosen.rule, "additions": list(chosen.additions), "template": chosen.template,
             "flags": list(chosen.flags), "two_hospitals": earlier, "declined": chosen.declined,
             "why_none": chosen.why_none,
-            "receivers": [{"role": m.role, "herid": m.herid, "format": m.format, "why": m.why}
-                          for m in chosen.receivers],
+            "receivers": [{"role": m.role, "herid": m.herid, "format": m.format, "transport": m.transport,
+                           "why": m.why} for m in chosen.receivers],
             "skipped": [{"role": s.role, "target": s.target, "herid": s.herid, "why": s.why} for s in chosen.skipped],
         }, ensure_ascii=False, indent=2))
         return
@@ -232,7 +234,7 @@ def route_explain(event_file: Path, as_json: bool) -> None:
                    f"{earlier['samhandlingspunkt']} on {earlier['performed_on']} (event {earlier['event_id']})")
     for m in chosen.receivers:
         party = m.address.unit or m.address.organisation
-        click.echo(f"  → {m.role:<15} {m.herid:<9} {party.name}  [{m.format}]\n      {m.why}")
+        click.echo(f"  → {m.role:<15} {m.herid:<9} {party.name}  [{m.format}, {m.transport}]\n      {m.why}")
     for skip in chosen.skipped:
         click.echo(f"  skipped {skip.role}/{skip.target} {skip.herid or ''}: {skip.why}")
 

@@ -23,7 +23,7 @@ from gateway.delivery.bus import KARTLEGGING_QUEUE, Outgoing, Publisher, Publish
 from gateway.delivery.retry import backoff
 from gateway.domain.history import DEFAULT_WINDOW_DAYS, Tidligere
 from gateway.domain.kartlegging import Kartlegging, event_id_of, parse_event
-from gateway.domain.registry import Register
+from gateway.domain.registry import AMQP, Register
 from gateway.errors import Parked, Reason, StoreUnavailable
 from gateway.logs import log
 from gateway.pipeline import PACKAGED, Folders, process_event
@@ -124,9 +124,10 @@ class EventHandler:
                 handled.append(Handled(s.ref, event_id, s.status, None, "duplicate: already " + s.status))
                 continue
             if s.status == "routed" and s.attempts <= MAX_ATTEMPTS:
+                # The AMQP ones go out again byte for byte; EDI 2.0 ones wait in the store for their outbox.
                 stored_meldinger = [stored_melding(row, event_id) for row in self.store.messages(s.ref)]
-                outgoing.extend(melding_out(m) for m in stored_meldinger)
-                resend.append((s.ref, [m.msg_id for m in stored_meldinger]))
+                outgoing.extend(melding_out(m) for m in stored_meldinger if m.transport == AMQP)
+                resend.append((s.ref, [m.msg_id for m in stored_meldinger if m.transport == AMQP]))
                 handled.append(Handled(s.ref, event_id, "sent", None, "re-sent after a redelivery",
                                        tuple(m.to_herid for m in stored_meldinger),
                                        tuple(m.msg_id for m in stored_meldinger)))
@@ -139,14 +140,19 @@ class EventHandler:
                 outgoing.append(parked_out(delivery.body, str(outcome.reason_code), outcome.reason or "",
                                            event_id=event_id, message_id=delivery.amqp_message_id,
                                            content_type=delivery.content_type))
-            outgoing.extend(melding_out(m) for m in outcome.meldinger)
+            outgoing.extend(melding_out(m) for m in outcome.meldinger if m.transport == AMQP)
         if outcomes:
             self.store.record_outcomes(outcomes)
         if outgoing:
             self.publisher.publish_batch(outgoing)
-        sent = [(o.ref, [m.msg_id for m in o.meldinger]) for o in outcomes if o.status == "routed"] + resend
+        sent = [(o.ref, [m.msg_id for m in o.meldinger if m.transport == AMQP])
+                for o in outcomes if o.status == "routed"] + resend
         if sent:
-            self.store.mark_sent_many(sent)
+            done = set(self.store.mark_sent_many(sent))
+            waiting = {ref for ref, _ in sent} - done
+            # An event whose EDI 2.0 messages wait for their outbox is acked (the store holds them) but not sent.
+            handled = [replace(h, status="routed", reason="waiting for the EDI 2.0 outbox")
+                       if h.status == "sent" and h.event_ref in waiting else h for h in handled]
         for h in handled:
             if h.status == "sent":
                 log.info("event.sent", event_ref=h.event_ref, event_id=h.event_id, receivers=list(h.receivers),
@@ -156,6 +162,9 @@ class EventHandler:
             elif h.status == "parked":
                 log.warning("event.parked", event_ref=h.event_ref, event_id=h.event_id, reason_code=h.reason_code,
                             reason=h.reason)
+            elif h.status == "routed":
+                log.info("event.routed", event_ref=h.event_ref, event_id=h.event_id, receivers=list(h.receivers),
+                         msg_ids=list(h.msg_ids), waiting_for="edi2")
             elif h.status in ("not_shared", "declined"):
                 log.info(f"event.{h.status}", event_ref=h.event_ref, event_id=h.event_id, why=h.reason)
         return handled

@@ -34,6 +34,14 @@ DIALOGMELDING = "dialogmelding-1.1"
 PLO = "plo-1.6"
 FORMAT_NAMES = (DIALOGMELDING, PLO)
 
+# How a party receives. AMQP: a queue {herid}_async on the gateway's RabbitMQ (NHN's tjenestebuss naming).
+# EDI 2.0: the party has an EDI address in the Adresseregister (an EDI mailbox, or the Meldingstjener's own
+# address when the party is itself an API user); the gateway hands the message to NHN's Meldingstjener API,
+# which looks the receiver up and does the ebXML envelope, signing, encryption and transport receipts.
+AMQP = "amqp"
+EDI2 = "edi2"
+TRANSPORTS = (AMQP, EDI2)
+
 SERVICE_TYPES: dict[str, str] = {
     "forvaltningsenhet": "Forvaltningsenhet/tildelingsenhet",
     "koordinerende_enhet": "Koordinerende enhet",
@@ -60,6 +68,13 @@ class Party:
     given_name: str | None = None
     family_name: str | None = None
     hpr: str | None = None
+    # the Adresseregister's EDI address (e.g. "mottak@testedi.nhn.no"); None: the party reads AMQP
+    edi_address: str | None = None
+
+    @property
+    def transport(self) -> str:
+        """How a message to this party travels: EDI 2.0 when it has an EDI address, else AMQP."""
+        return EDI2 if self.edi_address else AMQP
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,15 @@ class MemoryRegister:
 _KINDS = ("organisation", "department", "service", "person")
 
 
+def _edi_address(raw: dict[str, Any], where: str) -> str | None:
+    value = raw.get("edi_address")
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.count("@") != 1 or len(value) > 200 or any(c.isspace() for c in value):
+        raise RegisterError(f"{where}: edi_address must be an address like mottak@edi.nhn.no")
+    return value
+
+
 def _party(i: int, raw: dict[str, Any]) -> Party:
     where = f"parties[{i}] (herid {raw.get('herid', '?')})"
     try:
@@ -137,7 +161,7 @@ def _party(i: int, raw: dict[str, Any]) -> Party:
             parent_herid=raw.get("parent_herid"), active=bool(raw.get("active", True)),
             kommunenummer=raw.get("kommunenummer"), service_type=service_type,
             formats=tuple(raw.get("formats", ())), given_name=raw.get("given_name"),
-            family_name=raw.get("family_name"), hpr=raw.get("hpr"),
+            family_name=raw.get("family_name"), hpr=raw.get("hpr"), edi_address=_edi_address(raw, where),
         )
     except KeyError as exc:
         raise RegisterError(f"{where}: the field {exc.args[0]!r} is missing") from None

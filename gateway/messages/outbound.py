@@ -26,3 +26,4 @@ class Melding:
     why: str
     generated_at: str
     xml: bytes
+    transport: str = "amqp"  # "amqp" or "edi2": which transport hands it to the receiver (from the registry)

@@ -25,7 +25,7 @@ from gateway.domain.history import (
     second_hospital,
 )
 from gateway.domain.kartlegging import Kartlegging
-from gateway.domain.registry import DIALOGMELDING, Address, Party, Register, address_of
+from gateway.domain.registry import AMQP, DIALOGMELDING, Address, Party, Register, address_of
 from gateway.errors import Parked, Reason
 from gateway.routing.rules import NON_HEALTH, Fakta, ReceiverRule, Rule, RuleSet, packaged_rules
 
@@ -40,6 +40,7 @@ class Mottaker:
     format: str = DIALOGMELDING
     target: str = ""  # what was found: a service type, fastlege or sykehus
     fallback: bool = False  # found by a later step of the rule's chain than the first
+    transport: str = AMQP  # how the receiver reads, from the registry
 
     @property
     def herid(self) -> int:
@@ -176,7 +177,8 @@ def _receiver(event: Kartlegging, register: Register, rule: Rule, wanted: Receiv
                          f"{', '.join(wanted.formats)} (registry: {', '.join(party.formats) or 'nothing'})")
         chain = f" (fallback step {step} of {len(wanted.find)})" if len(wanted.find) > 1 else ""
         return Mottaker(wanted.role, address, f"rule {rule.name} ({rule.source}): {wanted.role} = {target} "
-                        f"{party.herid}{chain}, {how}; {fmt}", fmt, target, step > 1)
+                        f"{party.herid}{chain}, {how}; {fmt} by {party.transport}", fmt, target, step > 1,
+                        party.transport)
     if wanted.optional:
         return None
     reasons = "; ".join(s.why for s in skipped if s.role == wanted.role)

@@ -176,32 +176,68 @@ class EventStore:
                  o.reason if o.status != "routed" else f"{len(o.meldinger)} receiver(s)") for o in outcomes])
             meldinger = [(o.ref, m) for o in outcomes for m in o.meldinger]
             tx.many("INSERT INTO messages(msg_id, event_ref, msg_type, from_herid, to_herid, role, why, xml, "
-                "status, created_at) VALUES (?,?,?,?,?,?,?,?,?,?) "
-                "ON CONFLICT(msg_id) DO UPDATE SET xml=excluded.xml, why=excluded.why",
-                [(m.msg_id, ref, m.msg_type, m.from_herid, m.to_herid, m.role, m.why, m.xml, "built", now)
-                 for ref, m in meldinger])
+                    "status, created_at, transport) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT(msg_id) DO UPDATE SET xml=excluded.xml, why=excluded.why",
+                    [(m.msg_id, ref, m.msg_type, m.from_herid, m.to_herid, m.role, m.why, m.xml, "built", now,
+                      m.transport) for ref, m in meldinger])
             tx.many(TRANSITION,
                                [("message", m.msg_id, "built", now, None, m.why) for _, m in meldinger])
 
         self.db.transaction(work)
 
-    def mark_sent_many(self, sent: Sequence[tuple[int, Sequence[str]]]) -> None:
-        """After the broker confirmed them: the messages are sent, and so are their events."""
+    def mark_sent_many(self, sent: Sequence[tuple[int, Sequence[str]]]) -> list[int]:
+        """After a transport took them (the broker's commit-ok, the Meldingstjener's answer): the messages are
+        sent, and an event is sent once none of its messages waits for a transport any more. Returns the
+        events that became sent."""
 
-        def work(tx: Tx) -> None:
+        def work(tx: Tx) -> list[int]:
             now = now_utc()
             msg_ids = [msg_id for _, ids in sent for msg_id in ids]
-            tx.many("UPDATE messages SET status='sent', sent_at=? WHERE msg_id=?",
-                               [(now, msg_id) for msg_id in msg_ids])
-            tx.many(TRANSITION, [("message", msg_id, "sent", now, None, None)
-                                                      for msg_id in msg_ids])
-            tx.many("UPDATE events SET status='sent' WHERE id=?", [(ref,) for ref, _ in sent])
-            tx.many(TRANSITION, [("event", str(ref), "sent", now, None, None)
-                                                      for ref, _ in sent])
+            tx.many("UPDATE messages SET status='sent', sent_at=? WHERE msg_id=? AND status='built'",
+                    [(now, msg_id) for msg_id in msg_ids])
+            tx.many(TRANSITION, [("message", msg_id, "sent", now, None, None) for msg_id in msg_ids])
+            refs = sorted({ref for ref, _ in sent})
+            if not refs:
+                return []
+            marks = ",".join("?" * len(refs))
+            waiting = {r["event_ref"] for r in tx.all(
+                f"SELECT DISTINCT event_ref FROM messages WHERE event_ref IN ({marks}) AND status='built'", refs)}
+            done = [ref for ref in refs if ref not in waiting]
+            tx.many("UPDATE events SET status='sent' WHERE id=? AND status<>'sent'", [(ref,) for ref in done])
+            tx.many(TRANSITION, [("event", str(ref), "sent", now, None, None) for ref in done])
+            return done
+
+        return self.db.transaction(work)
+
+    def pending(self, transport: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Messages stored and waiting for a transport other than the consumer's own (EDI 2.0): the outbox.
+        Oldest first, so a backlog drains in order."""
+        return self.db.query(
+            "SELECT m.msg_id, m.event_ref, e.event_id, m.msg_type, m.from_herid, m.to_herid, m.role, m.why, "
+            "m.created_at, m.xml, m.transport, m.api_id FROM messages m JOIN events e ON e.id = m.event_ref "
+            "WHERE m.transport = ? AND m.status = 'built' ORDER BY m.created_at, m.msg_id LIMIT ?",
+            (transport, limit))
+
+    def record_posted(self, msg_id: str, api_id: str) -> None:
+        """The Meldingstjener took the message and gave it ``api_id``; kept before anything else, so a
+        crash after this never posts it again (the sender asks the API about ``api_id`` instead)."""
+
+        def work(tx: Tx) -> None:
+            tx.execute("UPDATE messages SET api_id=?, posted_at=? WHERE msg_id=?", (api_id, now_utc(), msg_id))
 
         self.db.transaction(work)
 
-    # One-event forms of the batch calls, for tools and tests.
+    def park_message(self, msg_id: str, code: str, reason: str) -> None:
+        """A transport refused the message for good (an EDI 2.0 4xx): the operator sees the code and the
+        API's text, fixes the cause and replays it."""
+
+        def work(tx: Tx) -> None:
+            tx.execute("UPDATE messages SET status='parked', reason_code=?, reason=? WHERE msg_id=?",
+                       (code, reason, msg_id))
+            transition(tx, "message", msg_id, "parked", code, reason)
+
+        self.db.transaction(work)
+
     def record_apprec(self, apprec_id: str, original_msg_id: str, status: str, errors: list[dict[str, Any]]
                       ) -> str | None:
         """Correlate a receipt by OriginalMsgId. Returns the message's new status, or None when no
@@ -264,4 +300,4 @@ def stored_melding(row: dict[str, Any], event_id: str | None) -> Melding:
     """A message as the store kept it, to be sent again unchanged."""
     return Melding(msg_id=row["msg_id"], event_id=event_id or "", msg_type=row["msg_type"],
                    from_herid=row["from_herid"], to_herid=row["to_herid"], role=row["role"], why=row["why"],
-                   generated_at=row["created_at"], xml=bytes(row["xml"]))
+                   generated_at=row["created_at"], xml=bytes(row["xml"]), transport=row.get("transport") or "amqp")

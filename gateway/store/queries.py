@@ -28,8 +28,8 @@ class OperatorQueries:
                 args.append(value)
         return self.db.query(
             "SELECT m.msg_id, m.event_ref, e.event_id, m.msg_type, m.from_herid, m.to_herid, m.role, m.status, "
-            "m.created_at, m.sent_at, m.apprec_status, m.apprec_errors, e.samhandlingspunkt, e.kommunenummer, "
-            "e.flags "
+            "m.created_at, m.sent_at, m.apprec_status, m.apprec_errors, m.transport, e.samhandlingspunkt, "
+            "e.kommunenummer, e.flags "
             f"FROM messages m JOIN events e ON e.id = m.event_ref WHERE {' AND '.join(where)} "
             "ORDER BY m.created_at, m.msg_id LIMIT ?", (*args, limit))
 
@@ -97,7 +97,7 @@ class OperatorQueries:
 
     def messages(self, ref: int | None = None) -> list[dict[str, Any]]:
         query = ("SELECT msg_id, event_ref, msg_type, from_herid, to_herid, role, why, status, created_at, "
-                 "sent_at, xml FROM messages")
+                 "sent_at, xml, transport FROM messages")
         if ref is None:
             return self.db.query(query + " ORDER BY event_ref, to_herid")
         return self.db.query(query + " WHERE event_ref = ? ORDER BY to_herid", (ref,))

@@ -35,10 +35,11 @@ def import_parties(db: Database, path: Path) -> int:
     def work(tx: Tx) -> int:
         tx.execute("DELETE FROM parties")
         for p in register.parties.values():
-            tx.execute("INSERT INTO parties(herid, parent_herid, name, kind, active, kommunenummer, service_type, "
-                "formats, given_name, family_name, hpr) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            tx.execute(
+                "INSERT INTO parties(herid, parent_herid, name, kind, active, kommunenummer, service_type, "
+                "formats, given_name, family_name, hpr, edi_address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (p.herid, p.parent_herid, p.name, p.kind, int(p.active), p.kommunenummer, p.service_type,
-                 json.dumps(list(p.formats)), p.given_name, p.family_name, p.hpr))
+                 json.dumps(list(p.formats)), p.given_name, p.family_name, p.hpr, p.edi_address))
         tx.execute("INSERT INTO registry_imports(kind, source, rows, imported_at) VALUES (?,?,?,?)",
                        ("parties", str(path), len(register.parties), _now()))
         return len(register.parties)
@@ -128,7 +129,7 @@ class StoreRegister(MemoryRegister):
                 herid=r["herid"], name=r["name"], kind=r["kind"], parent_herid=r["parent_herid"],
                 active=bool(r["active"]), kommunenummer=r["kommunenummer"], service_type=r["service_type"],
                 formats=tuple(json.loads(r["formats"])), given_name=r["given_name"], family_name=r["family_name"],
-                hpr=r["hpr"])
+                hpr=r["hpr"], edi_address=r.get("edi_address"))
 
     def assignments_for(self, fnr: str) -> list[GpAssignment]:
         return [GpAssignment(r["fnr"], r["gp_herid"], date.fromisoformat(r["valid_from"]),
