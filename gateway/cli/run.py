@@ -13,6 +13,7 @@ from gateway.cli import context
 from gateway.delivery.bus import AmqpPublisher, declare_topology
 from gateway.delivery.consumer import EventHandler, KartleggingConsumer
 from gateway.delivery.receipts import AppRecTracker, apprec_queue
+from gateway.delivery.status import StatusPublisher
 from gateway.logs import configure, log
 
 
@@ -29,11 +30,12 @@ def run() -> None:
                            folders=context.folders(settings))
     tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
     receipts = apprec_queue(settings.own_herid)
+    statuses = StatusPublisher(store, publisher, register)
     with Connection(settings.broker_url, heartbeat=30) as connection:
         declare_topology(connection)
         consumer = KartleggingConsumer(
             connection, handler, settings.prefetch,
-            periodic=[(settings.overdue_check_seconds, tracker.check_overdue)],
+            periodic=[(settings.overdue_check_seconds, tracker.check_overdue), (0.5, statuses.publish_pending)],
             extra_consumers=lambda Consumer, channel: [
                 Consumer(queues=[receipts], on_message=tracker.on_message, prefetch_count=settings.prefetch)],
         )

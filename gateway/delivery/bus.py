@@ -54,11 +54,14 @@ def queue_depth(connection: Connection, name: str) -> int:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One AMQP message to publish to a queue through the default exchange."""
+    """One AMQP message: to a queue through the default exchange (``exchange`` empty: ``queue`` is the queue,
+    declared and published mandatory, so it cannot vanish), or to a named exchange with ``queue`` as the
+    routing key (status events: whoever binds hears them; nobody binding is no error)."""
 
     queue: str
     body: bytes
     properties: dict[str, Any]
+    exchange: str = ""
 
 
 def melding_out(melding: Melding) -> Outgoing:
@@ -158,6 +161,10 @@ class AmqpPublisher:
     def _publish_once(self, items: Sequence[Outgoing]) -> list[Outgoing]:
         self._returned.clear()
         for item in items:
+            if item.exchange:
+                self.producer.publish(item.body, exchange=item.exchange, routing_key=item.queue, delivery_mode=2,
+                                      mandatory=False, **item.properties)
+                continue
             if item.queue not in self._declared:
                 receiver_queue(item.queue)(self.channel).declare()
                 self._declared.add(item.queue)
@@ -167,7 +174,7 @@ class AmqpPublisher:
             self.channel.tx_commit()
         returned = set(self._returned)
         self._declared -= returned
-        return [item for item in items if item.queue in returned]
+        return [item for item in items if item.queue in returned and not item.exchange]
 
     def publish_batch(self, items: Sequence[Outgoing]) -> None:
         pending = list(items)

@@ -70,6 +70,9 @@ class Party:
     hpr: str | None = None
     # the Adresseregister's EDI address (e.g. "mottak@testedi.nhn.no"); None: the party reads AMQP
     edi_address: str | None = None
+    # what a patient is told to call: a kommune service's phone and opening hours, where known
+    phone: str | None = None
+    opening_hours: str | None = None
 
     @property
     def transport(self) -> str:
@@ -138,6 +141,15 @@ class MemoryRegister:
 _KINDS = ("organisation", "department", "service", "person")
 
 
+def _short_text(raw: dict[str, Any], key: str, where: str) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 200 or any(ord(c) < 32 for c in value):
+        raise RegisterError(f"{where}: {key} must be a line of text (at most 200 characters)")
+    return value
+
+
 def _edi_address(raw: dict[str, Any], where: str) -> str | None:
     value = raw.get("edi_address")
     if value is None:
@@ -162,6 +174,7 @@ def _party(i: int, raw: dict[str, Any]) -> Party:
             kommunenummer=raw.get("kommunenummer"), service_type=service_type,
             formats=tuple(raw.get("formats", ())), given_name=raw.get("given_name"),
             family_name=raw.get("family_name"), hpr=raw.get("hpr"), edi_address=_edi_address(raw, where),
+            phone=_short_text(raw, "phone", where), opening_hours=_short_text(raw, "opening_hours", where),
         )
     except KeyError as exc:
         raise RegisterError(f"{where}: the field {exc.args[0]!r} is missing") from None

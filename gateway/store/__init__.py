@@ -17,6 +17,7 @@ from gateway.messages.outbound import Melding
 from gateway.store.db import Database, open_database
 from gateway.store.events import END_STATES, EventOutcome, EventStore, Incoming, StoredEvent, patient_key
 from gateway.store.queries import OperatorQueries
+from gateway.store.status import StatusChanges
 
 __all__ = ["END_STATES", "EventLog", "EventOutcome", "Incoming", "SqlStore", "Store", "StoredEvent", "open_store",
            "patient_key"]
@@ -70,7 +71,7 @@ class Store(EventLog, Protocol):
     def close(self) -> None: ...
 
 
-class SqlStore(EventStore, OperatorQueries):
+class SqlStore(EventStore, OperatorQueries, StatusChanges):
     """The store on one database connection (SQLite or PostgreSQL)."""
 
     def __init__(self, db: Database) -> None:

@@ -37,9 +37,11 @@ def import_parties(db: Database, path: Path) -> int:
         for p in register.parties.values():
             tx.execute(
                 "INSERT INTO parties(herid, parent_herid, name, kind, active, kommunenummer, service_type, "
-                "formats, given_name, family_name, hpr, edi_address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "formats, given_name, family_name, hpr, edi_address, phone, opening_hours) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (p.herid, p.parent_herid, p.name, p.kind, int(p.active), p.kommunenummer, p.service_type,
-                 json.dumps(list(p.formats)), p.given_name, p.family_name, p.hpr, p.edi_address))
+                 json.dumps(list(p.formats)), p.given_name, p.family_name, p.hpr, p.edi_address, p.phone,
+                 p.opening_hours))
         tx.execute("INSERT INTO registry_imports(kind, source, rows, imported_at) VALUES (?,?,?,?)",
                        ("parties", str(path), len(register.parties), _now()))
         return len(register.parties)
@@ -129,7 +131,8 @@ class StoreRegister(MemoryRegister):
                 herid=r["herid"], name=r["name"], kind=r["kind"], parent_herid=r["parent_herid"],
                 active=bool(r["active"]), kommunenummer=r["kommunenummer"], service_type=r["service_type"],
                 formats=tuple(json.loads(r["formats"])), given_name=r["given_name"], family_name=r["family_name"],
-                hpr=r["hpr"], edi_address=r.get("edi_address"))
+                hpr=r["hpr"], edi_address=r.get("edi_address"), phone=r.get("phone"),
+                opening_hours=r.get("opening_hours"))
 
     def assignments_for(self, fnr: str) -> list[GpAssignment]:
         return [GpAssignment(r["fnr"], r["gp_herid"], date.fromisoformat(r["valid_from"]),
