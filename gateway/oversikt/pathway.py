@@ -36,7 +36,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from gateway.oversikt.oslo import oslo_date
-from gateway.oversikt.windows import (  # noqa: F401  (re-exported: the pathway's configuration)
+from gateway.routing.windows import (  # noqa: F401  (re-exported: the pathway's configuration)
     BASES,
     DEFAULT_WINDOWS,
     EVENT_STATUSES,

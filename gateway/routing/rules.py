@@ -18,6 +18,7 @@ import yaml
 
 from gateway.domain.registry import FORMAT_NAMES, SERVICE_TYPES
 from gateway.errors import ConfigurationError
+from gateway.routing.windows import DueWindowError, DueWindowSettings, parse_due_window_settings
 from gateway.settings import PACKAGED_ROUTES, PACKAGED_TEMPLATES
 
 PERSON_TARGETS = {"fastlege", "sykehus"}
@@ -82,6 +83,8 @@ class RuleSet:
     kommune: dict[str, tuple[Rule, ...]]
     default_additions: tuple[Rule, ...] = ()
     kommune_additions: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+    # when the next samhandlingspunkt is due (recommendations, for the pathway overview), per kommune
+    due_windows: DueWindowSettings = field(default_factory=DueWindowSettings)
 
     def rules_for(self, kommunenummer: str) -> tuple[Rule, ...]:
         return self.kommune.get(kommunenummer, ()) + self.default
@@ -190,26 +193,41 @@ def _rules(raw: Any, path: Path, key: str, templates: Path) -> tuple[Rule, ...]:
     return tuple(_rule(r, path, templates) for r in raw)
 
 
+def _plain(value: Any) -> Any:
+    """A YAML value without the loader's line markers."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k != "__line__"}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def load_rule_file(path: Path, templates: Path = PACKAGED_TEMPLATES
                    ) -> tuple[str | None, tuple[Rule, ...], tuple[Rule, ...]]:
     """(kommune, rules, additions) of one file."""
+    kommune, rules, additions, _ = _load_rule_file(path, templates)
+    return kommune, rules, additions
+
+
+def _load_rule_file(path: Path, templates: Path
+                    ) -> tuple[str | None, tuple[Rule, ...], tuple[Rule, ...], dict[str, Any] | None]:
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
     except yaml.YAMLError as exc:
         raise RuleError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise RuleError(f"{path}: expected a mapping with version and rules")
-    _check_keys(raw, {"version", "kommune", "rules", "additions"}, f"{path}:{raw['__line__']}")
+    _check_keys(raw, {"version", "kommune", "rules", "additions", "due_windows"}, f"{path}:{raw['__line__']}")
     if raw.get("version") != 1:
         raise RuleError(f"{path}:{raw['__line__']}: version must be 1")
     kommune = raw.get("kommune")
     if kommune is not None and not (isinstance(kommune, str) and len(kommune) == 4 and kommune.isdigit()):
         raise RuleError(f"{path}:{raw['__line__']}: kommune must be a four-digit string, e.g. \"5001\"")
-    if "rules" not in raw and "additions" not in raw:
+    if "rules" not in raw and "additions" not in raw and "due_windows" not in raw:
         raise RuleError(f"{path}: no rules")
     rules = _rules(raw["rules"], path, "rules", templates) if "rules" in raw else ()
     additions = _rules(raw["additions"], path, "additions", templates) if "additions" in raw else ()
-    return kommune, rules, additions
+    return kommune, rules, additions, _plain(raw.get("due_windows"))
 
 
 def load_rules(folder: Path, templates: Path = PACKAGED_TEMPLATES) -> RuleSet:
@@ -218,20 +236,27 @@ def load_rules(folder: Path, templates: Path = PACKAGED_TEMPLATES) -> RuleSet:
     default_path = folder / "default.yaml"
     if not default_path.exists():
         raise RuleError(f"{default_path} is missing: the gateway needs a default rule set")
-    kommune_none, default, default_additions = load_rule_file(default_path, templates)
+    kommune_none, default, default_additions, default_windows = _load_rule_file(default_path, templates)
     if kommune_none is not None:
         raise RuleError(f"{default_path}: the default rule set names no kommune")
     overrides: dict[str, tuple[Rule, ...]] = {}
     override_additions: dict[str, tuple[Rule, ...]] = {}
+    windows: dict[str, dict[str, Any] | None] = {}
     for path in sorted((folder / "kommune").glob("*.yaml")):
-        kommune, rules, additions = load_rule_file(path, templates)
+        kommune, rules, additions, kommune_windows = _load_rule_file(path, templates)
         if kommune is None or path.stem != kommune:
             raise RuleError(f"{path}: the file must be named after its kommune ({kommune}.yaml)")
         overrides[kommune], override_additions[kommune] = rules, additions
+        windows[kommune] = kommune_windows
     for sp in range(1, 6):
         if not any(r.when.matches(Fakta(sp)) for r in default):
             raise RuleError(f"{default_path}: no default rule for samhandlingspunkt {sp}")
-    return RuleSet(default, overrides, default_additions, override_additions)
+    try:
+        due = parse_due_window_settings(default_windows, windows, f"{default_path}: due_windows",
+                                        str(folder / "kommune" / "{kommune}.yaml") + ": due_windows")
+    except DueWindowError as exc:
+        raise RuleError(str(exc)) from None
+    return RuleSet(default, overrides, default_additions, override_additions, due)
 
 
 @lru_cache(maxsize=1)

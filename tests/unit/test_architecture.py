@@ -111,4 +111,4 @@ def test_help_lists_every_setting() -> None:
 
 def test_configuration_doc_is_generated_from_the_settings() -> None:
     doc = (DOCS / "configuration.md").read_text(encoding="utf-8")
-    assert markdown_table() in doc, "regenerate docs/configuration.md: python -m gateway.settings > table"
+    assert markdown_table() in doc, "regenerate it: python -m gateway.settings docs/configuration.md"
