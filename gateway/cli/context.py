@@ -64,6 +64,13 @@ def folders(s: Settings) -> Folders:
     return Folders(templates=str(s.template_dir), schemas=str(s.schema_dir))
 
 
+def patient_key(s: Settings, fnr: str) -> str:
+    """The store's pseudonymous key for a patient, to find their events without the number in clear."""
+    from gateway.store import patient_key as key
+
+    return key(fnr)
+
+
 def operator(s: Settings, given: str | None = None) -> str:
     """Who acts, for the audit trail: the OS login, with a given name (option or GATEWAY_OPERATOR) beside it."""
     login = getpass.getuser()
