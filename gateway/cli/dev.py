@@ -47,9 +47,26 @@ def demo(broker: str, events_dir: Path, out: Path, as_json: bool) -> None:
     for e in result.events:
         click.echo(f"{e.file}\n  state: {describe(e.handled)}")
         for m in e.messages:
-            click.echo(f"  → {m.role:<18} HER-id {m.to_herid:<8} {m.receiver_name}")
+            click.echo(f"  → {m.role:<18} HER-id {m.to_herid:<8} {m.receiver_name}  ({m.transport})")
             click.echo(f"    {m.msg_type} MsgId {m.msg_id} [{m.status}] {m.file.name}")
     click.echo("\nQueues now: " + ", ".join(f"{q} {n}" for q, n in result.queues.items()))
+    if result.edi2:
+        click.echo(f"EDI 2.0 (a local stand-in of NHN's Meldingstjener): {result.edi2['posted']} posted, "
+                   f"{result.edi2['parked']} refused, {result.edi2['receipts']} AppRec(s) fetched back")
+    click.echo(f"\nStatus events the hospitals hear (exchange kartlegging, kartlegging.status.<state>): "
+               f"{len(result.statuses)}")
+    files = {e.handled.event_id: e.file for e in result.events}
+    for s in result.statuses:
+        about = f"message to {s['message']['receiver']['herid']}" if "message" in s else "event"
+        extra = (f" reason {s['reason_code']}" if s.get("reason_code") else "") + (
+            f" — tell the patient: {s['contact_point']['name']} ({s['contact_point']['herid']})"
+            if s.get("contact_point") else "")
+        click.echo(f"  {files.get(s['event_id'], s['event_id'])[:46]:<46} {s['state']:<12} {about}{extra}")
+    click.echo("\nPathway overview (patients by pseudonymous key; points done; next point due):")
+    for p in result.pathways:
+        nxt = ", ".join(f"SP{w.samhandlingspunkt} {w.from_date}–{w.to_date}" for w in p.windows) or "-"
+        done = ", ".join(f"SP{n}" for n in p.points_done()) or "none (declined)"
+        click.echo(f"  {p.patient_key[:12]}  kommune {p.kommunenummer}  done: {done:<16} next: {nxt}")
     click.echo("\nSummary: " + ", ".join(f"{n} {status}" for status, n in result.summary().items()))
     click.echo(f"The gateway's log lines are in {out / 'gateway.log'}.")
 

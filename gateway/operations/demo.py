@@ -3,7 +3,8 @@ real) broker and a fresh SQLite store, and report what became of each. The CLI p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +13,25 @@ from kombu import Connection
 from gateway.delivery.bus import (
     PARKED_QUEUE,
     AmqpPublisher,
+    MemoryPublisher,
+    Publisher,
     declare_topology,
     queue_depth,
     receiver_queue_name,
 )
 from gateway.delivery.consumer import EventHandler, Handled, drain_until_idle
+from gateway.delivery.edi2.transport import Edi2Inbox, Edi2Outbox
+from gateway.delivery.receipts import AppRecTracker
+from gateway.delivery.status import StatusPublisher
 from gateway.domain.kartlegging import event_id_of
-from gateway.domain.registry import Register
+from gateway.domain.registry import EDI2, Register
 from gateway.errors import GatewayError
+from gateway.operations.forlop import pathways
+from gateway.oversikt.pathway import Pathway
 from gateway.pipeline import Folders
 from gateway.routing.rules import RuleSet
-from gateway.store import open_store
+from gateway.standin.local import local_meldingstjener
+from gateway.store import SqlStore, open_store
 
 MARKER = ".gateway-demo"  # the demo only ever empties a folder that carries this file
 
@@ -40,6 +49,7 @@ class DemoMessage:
     msg_id: str
     status: str
     file: Path
+    transport: str = "amqp"
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,9 @@ class DemoResult:
     out: Path
     events: list[DemoEvent] = field(default_factory=list)
     queues: dict[str, int] = field(default_factory=dict)
+    edi2: dict[str, int] = field(default_factory=dict)  # what went through the (local) Meldingstjener
+    statuses: list[dict[str, Any]] = field(default_factory=list)  # what the hospitals were told
+    pathways: list[Pathway] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -104,23 +117,60 @@ def run_demo(*, broker: str, events_dir: Path, out: Path, register: Register, ru
                 publisher.publish_event(body, event_id or path.stem)
             handler = EventHandler(register, store, publisher, rules=rules, window_days=window_days, folders=folders)
             drain_until_idle(connection, handler, prefetch, on_handled=results.append)
+            result.edi2 = _through_the_meldingstjener(store, publisher, out, {h for h in _senders(files)})
+            told = MemoryPublisher()
+            statuses = StatusPublisher(store, told, register)
+            while statuses.publish_pending():
+                pass
+            result.statuses = [json.loads(o.body) for o in told.published()]
             receivers = sorted({receiver_queue_name(m["to_herid"]) for m in store.messages()})
             result.queues = {q: queue_depth(connection, q) for q in receivers}
             result.queues[PARKED_QUEUE.name] = queue_depth(connection, PARKED_QUEUE.name)
         for handled, path in zip(results, files, strict=False):
             name = names.get(handled.event_id or "", path.name if handled.event_id is None else "?")
+            if handled.status == "routed":  # its EDI 2.0 messages have gone out since: the store knows
+                now = store.event(str(handled.event_ref))
+                handled = replace(handled, status=now["status"] if now else handled.status, reason=None)
             messages = []
             for row in store.messages(handled.event_ref):
                 target = out / "messages" / f"{Path(name).stem}__{row['role']}__{row['to_herid']}.xml"
                 target.write_bytes(row["xml"])
                 party = register.party(row["to_herid"])
                 messages.append(DemoMessage(row["role"], row["to_herid"], party.name if party else "?",
-                                            row["msg_type"], row["msg_id"], row["status"], target))
+                                            row["msg_type"], row["msg_id"], row["status"], target,
+                                            row.get("transport") or "amqp"))
             result.events.append(DemoEvent(name, handled, tuple(messages)))
+        result.pathways = pathways(store, register, rules)
     finally:
         publisher.close()
         store.close()
     return result
+
+
+def _senders(files: list[Path]) -> set[int]:
+    """The HER-ids the demo's events are sent from: the parties the gateway acts for at the Meldingstjener."""
+    found = set()
+    for path in files:
+        try:
+            found.add(int(json.loads(path.read_bytes())["sender"]["herid"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def _through_the_meldingstjener(store: SqlStore, publisher: Publisher, out: Path, served: set[int]) -> dict[str, int]:
+    """The EDI 2.0 receivers' messages go to a local stand-in of NHN's Meldingstjener (which answers as an EDI
+    receiver would, with an AppRec); the receipts come back through the same API."""
+    if not store.pending(EDI2, 1):
+        return {}
+    local = local_meldingstjener(served, out / "helseid-client-key.jwk.json")
+    try:
+        sent = Edi2Outbox(store, local.msh).send_pending()
+        tracker = AppRecTracker(store, publisher)
+        read = Edi2Inbox(local.msh, sorted(served), lambda document, _id: tracker.handle(document)).poll()
+    finally:
+        local.close()
+    return {"posted": sent.sent, "parked": sent.parked, "receipts": read.read}
 
 
 def describe(handled: Handled) -> str:
@@ -141,7 +191,14 @@ def as_dict(result: DemoResult) -> dict[str, Any]:
                     "reason_code": e.handled.reason_code, "flags": list(e.handled.flags),
                     "messages": [{"role": m.role, "to_herid": m.to_herid, "receiver": m.receiver_name,
                                   "msg_type": m.msg_type, "msg_id": m.msg_id, "status": m.status,
-                                  "file": str(m.file)} for m in e.messages]} for e in result.events],
+                                  "transport": m.transport, "file": str(m.file)} for m in e.messages]}
+                   for e in result.events],
         "queues": result.queues,
+        "edi2": result.edi2,
+        "statuses": result.statuses,
+        "pathways": [{"patient": p.patient_key[:12], "kommunenummer": p.kommunenummer,
+                      "points_done": list(p.points_done()),
+                      "next": [{"samhandlingspunkt": w.samhandlingspunkt, "from": w.from_date.isoformat(),
+                                "to": w.to_date.isoformat()} for w in p.windows]} for p in result.pathways],
         "summary": result.summary(),
     }

@@ -7,12 +7,16 @@ The same clients talk to the real Meldingstjener in production; only the base UR
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from joserfc.jwk import ECKey
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # Starlette announces a future move of its test client to another HTTP library
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient
 
 from gateway import __version__
 from gateway.delivery.edi2.helseid import HelseIdClient
