@@ -165,7 +165,7 @@ def indicator_command(as_csv: str | None, as_json: bool) -> None:
                                "points": [asdict(r) for r in found.points]}, indent=2, ensure_ascii=False))
         return
     click.echo("WMFG10 at SP1/SP2, per hospital and month:")
-    emit([asdict(r) for r in found.wmfg10], ["hospital_herid", "hospital_name", "month", "kartlegginger", "with_wmfg10",
-                                            "declined", "share"], False)
+    emit([asdict(r) for r in found.wmfg10], ["hospital_herid", "hospital_name", "month", "kartlegginger",
+                                            "with_wmfg10", "without_wmfg10", "declined", "share"], False)
     click.echo("\nKartlegginger per samhandlingspunkt, kommune and month:")
     emit([asdict(r) for r in found.points], ["month", "kommunenummer", "samhandlingspunkt", "done", "declined"], False)

@@ -15,7 +15,7 @@ from pathlib import Path
 from joserfc.jwk import ECKey
 
 with warnings.catch_warnings():  # Starlette announces a future move of its test client to another HTTP library
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from gateway import __version__
