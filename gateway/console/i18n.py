@@ -89,6 +89,7 @@ WORDS: dict[str, dict[str, str]] = {
     "search": {"nb": "Søk", "en": "Search"},
     "patient_search": {"nb": "Søk på pasient", "en": "Search by patient"},
     "fnr": {"nb": "Fødselsnummer (11 siffer)", "en": "Fødselsnummer (11 digits)"},
+    "fnr_short": {"nb": "Fødselsnummer", "en": "Fødselsnummer"},
     "fnr_help": {"nb": "Sendes skjult (POST), havner aldri i adresselinjen, nettleserhistorikken eller loggen.",
                  "en": "Sent hidden (POST); never in the address bar, browser history or log."},
     "fnr_invalid": {"nb": "Fødselsnummeret må være 11 siffer.", "en": "The fødselsnummer must be 11 digits."},
