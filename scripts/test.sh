@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian's promtool and Chromium too), starts RabbitMQ and PostgreSQL if nothing
 # listens, then runs ruff, mypy, promtool on the alert rules, the whole suite (unit tier first, then the
-# integration tier on the real servers) and finally proves the install: the wheel, built and installed into a fresh venv outside the checkout, runs the demo.
+# integration tier on the real servers) and finally proves the install: the wheel, built and installed into a
+# fresh venv outside the checkout, runs the demo.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k routing
 # On CI (CI=true) the destructive tests, which stop the broker, run too; never by default on a developer's machine.
 source "$(dirname "$0")/lib.sh"
