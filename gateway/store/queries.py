@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.messages.outbound import Melding
 from gateway.store.db import Database, Tx
-from gateway.store.events import FLAG_CLAUSE, flag_pattern, now_utc, transition
+from gateway.store.events import FLAG_CLAUSE, flag_pattern, now_utc, patient_key, transition
 
 
 class OperatorQueries:
@@ -172,12 +172,12 @@ class OperatorQueries:
         """One page of events, newest first, and how many match in all. ``key`` is an event_id, the store's
         number or a MsgId of one of the event's messages; ``patient`` is a ``patient_key`` (never the number).
 
-        An event parked before it was understood has no kommunenummer column yet: for a kommune search
-        those are matched on the kommunenummer in their body, so a parked event is found by its kommune."""
+        An event parked before it was understood has no kommunenummer or patient_key column: for a kommune or
+        patient search those are matched on their body, so a parked event is found by its kommune or patient."""
         where, args = ["1=1"], []
         for clause, value in (("status = ?", status), ("samhandlingspunkt = ?", samhandlingspunkt),
                               ("reason_code = ?", reason_code), ("received_at >= ?", since),
-                              ("received_at < ?", until), ("patient_key = ?", patient),
+                              ("received_at < ?", until),
                               ("EXISTS (SELECT 1 FROM messages m WHERE m.event_ref = events.id AND m.to_herid = ?)",
                                receiver)):
             if value is not None:
@@ -189,16 +189,28 @@ class OperatorQueries:
             args += [key.strip().lower(), int(key) if key.strip().isdigit() else -1, key.strip()]
         columns = ("id, event_id, received_at, status, reason_code, reason, samhandlingspunkt, kommunenummer, "
                    "attempts, flags, body")
-        if kommune is None:
+        if kommune is None and patient is None:
             total = self.db.query(f"SELECT count(*) AS n FROM events WHERE {' AND '.join(where)}", args)[0]["n"]
             rows = self.db.query(f"SELECT {columns} FROM events WHERE {' AND '.join(where)} ORDER BY id DESC "
                                  "LIMIT ? OFFSET ?", (*args, limit, offset))
             return rows, int(total)
-        where.append("(kommunenummer = ? OR kommunenummer IS NULL)")
-        args.append(kommune)
-        candidates = self.db.query(f"SELECT id, kommunenummer, CASE WHEN kommunenummer IS NULL THEN body END AS body "
-                                   f"FROM events WHERE {' AND '.join(where)} ORDER BY id DESC", args)
-        ids = [r["id"] for r in candidates if r["kommunenummer"] == kommune or _body_kommune(r["body"]) == kommune]
+        # An event parked before it was understood has neither column: its body is read instead.
+        for column, value in (("kommunenummer", kommune), ("patient_key", patient)):
+            if value is not None:
+                where.append(f"({column} = ? OR {column} IS NULL)")
+                args.append(value)
+        candidates = self.db.query(
+            "SELECT id, kommunenummer, patient_key, CASE WHEN kommunenummer IS NULL OR patient_key IS NULL "
+            f"THEN body END AS body FROM events WHERE {' AND '.join(where)} ORDER BY id DESC", args)
+        ids = []
+        for r in candidates:
+            facts = _body_patient(r["body"]) if r["body"] is not None else {}
+            if kommune is not None and (r["kommunenummer"] or facts.get("kommunenummer")) != kommune:
+                continue
+            if patient is not None and (r["patient_key"] or (patient_key(facts["fnr"]) if facts.get("fnr")
+                                                               else None)) != patient:
+                continue
+            ids.append(r["id"])
         page = ids[offset:offset + limit]
         if not page:
             return [], len(ids)
@@ -251,14 +263,16 @@ class OperatorQueries:
         return [r["action"] for r in self.db.query("SELECT DISTINCT action FROM audit ORDER BY action")]
 
 
-def _body_kommune(body: bytes | None) -> str | None:
-    """The patient's kommunenummer as the hospital system sent it, from a body the gateway could not route."""
+def _body_patient(body: bytes | None) -> dict[str, str]:
+    """The patient's kommunenummer and fødselsnummer as the hospital system sent them, from a body the gateway
+    could not route (used only to match a search, never returned or logged)."""
     if not body:
-        return None
+        return {}
     try:
         parsed = json.loads(bytes(body))
     except (ValueError, UnicodeDecodeError):
-        return None
+        return {}
     patient = parsed.get("patient") if isinstance(parsed, dict) else None
-    value = patient.get("kommunenummer") if isinstance(patient, dict) else None
-    return str(value) if value is not None else None
+    if not isinstance(patient, dict):
+        return {}
+    return {k: str(patient[k]) for k in ("kommunenummer", "fnr") if patient.get(k) is not None}

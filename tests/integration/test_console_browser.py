@@ -34,7 +34,9 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install 
 CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = ROOT / "docs" / "console"
+# The screenshots in docs/console/ are refreshed with GATEWAY_TEST_SCREENSHOTS=1; otherwise they go to the test's
+# own folder, so an ordinary test run leaves the checkout as it was.
+DOC_SHOTS = ROOT / "docs" / "console"
 PASSWORD = "riktig hest batteri stift"
 PATIENT_FNR = "17856100030"  # synthetic: fixture 01's patient
 SEEDED_FNR = "01815500454"  # synthetic: fixture 04's patient
@@ -101,6 +103,7 @@ def world(gateway_env: dict[str, str], rabbit: Rabbit, spawn: Any, tmp_path: Pat
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
+    SHOT_DIR[0] = tmp_path / "screenshots"
     profile = tmp_path / "chromium-profile"
     with playwright_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
@@ -121,8 +124,13 @@ def sign_in(page: Any, base: str, user: str) -> None:
 
 
 def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    folder = DOC_SHOTS if os.environ.get("GATEWAY_TEST_SCREENSHOTS") == "1" else SHOT_DIR[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    assert (folder / f"{name}.png").stat().st_size > 10_000
+
+
+SHOT_DIR: list[Path] = [Path("screenshots")]
 
 
 def test_find_a_parked_event_by_kommune_replay_it_and_see_it_sent_and_audited(world: World, browser: Any) -> None:
