@@ -186,7 +186,7 @@ def test_an_idle_session_is_signed_out(store: SqlStore, users: UserStore, tmp_pa
         def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
             return real + timedelta(minutes=2)
 
-    monkeypatch.setattr("gateway.console.app.datetime", Later)
+    monkeypatch.setattr("gateway.console.web.datetime", Later)
     assert client.get("/", follow_redirects=False).headers["location"] == "/logg-inn"
 
 
