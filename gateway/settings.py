@@ -64,6 +64,15 @@ def _opt_path(value: str) -> Path | None:
     return Path(value) if value else None
 
 
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
 def _one_of(*allowed: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in allowed else f"must be one of {', '.join(allowed)}"
 
@@ -115,6 +124,26 @@ SETTINGS: tuple[Setting, ...] = (
             "msh_poll_seconds", _float, _at_least(0.05)),
     Setting("GATEWAY_OPERATOR", "(the login name)",
             "Name recorded beside the OS login in the audit trail for operator commands.", "operator"),
+    Setting("GATEWAY_HEALTH_HOST", "127.0.0.1",
+            "Address of 'gateway run's /healthz, /readyz and /metrics (0.0.0.0 in a container).", "health_host"),
+    Setting("GATEWAY_HEALTH_PORT", "9464", "Port of 'gateway run's health and metrics server (0 turns it off).",
+            "health_port", _int, _at_least(0)),
+    Setting("GATEWAY_CONSOLE_HOST", "127.0.0.1", "Address the web console ('gateway console') listens on.",
+            "console_host"),
+    Setting("GATEWAY_CONSOLE_PORT", "8080", "Port of the web console.", "console_port", _int, _at_least(1)),
+    Setting("GATEWAY_CONSOLE_SECRET_FILE", "var/console-secret",
+            "File with the key that signs console session cookies (made, readable by the owner only, if missing; "
+            "replicas behind one address must share it).", "console_secret_file", Path),
+    Setting("GATEWAY_CONSOLE_SESSION_MINUTES", "30", "Minutes without a request before a console user is signed out.",
+            "console_session_minutes", _float, _at_least(1)),
+    Setting("GATEWAY_CONSOLE_SECURE_COOKIES", "false",
+            "true when the console is served over HTTPS (behind TLS): the session cookie is then sent over HTTPS "
+            "only.", "console_secure_cookies", _bool),
+    Setting("GATEWAY_CONSOLE_MAX_FAILED_SIGNINS", "5",
+            "Failed sign-ins (per user name, and per client address) before sign-in is refused for 15 minutes.",
+            "console_max_failed_signins", _int, _at_least(1)),
+    Setting("GATEWAY_CONSOLE_LANGUAGE", "nb", "The console's default language: nb (Bokmål) or en.",
+            "console_language", str, _one_of("nb", "en")),
 )
 
 _UNSET_DEFAULTS = {"GATEWAY_REGISTRY", "GATEWAY_ROUTES", "GATEWAY_TEMPLATE_DIR", "GATEWAY_SCHEMA_DIR",
@@ -145,6 +174,16 @@ class Settings:
     helseid_key: Path | None = None
     msh_source_system: str = f"pakkeforlop-gateway, {__version__}"
     msh_poll_seconds: float = 10.0
+
+    health_host: str = "127.0.0.1"
+    health_port: int = 9464
+    console_host: str = "127.0.0.1"
+    console_port: int = 8080
+    console_secret_file: Path = Path("var/console-secret")
+    console_session_minutes: float = 30.0
+    console_secure_cookies: bool = False
+    console_max_failed_signins: int = 5
+    console_language: str = "nb"
 
     @property
     def edi2_configured(self) -> bool:

@@ -20,4 +20,6 @@ env -u GATEWAY_REGISTRY GATEWAY_STORE_URL="sqlite:///$work/store.sqlite3" \
   "$work/venv/bin/gateway" route explain "$event" >"$work/explain.txt" \
   || { cat "$work/explain.txt" >&2; die "'gateway route explain' failed in the installed wheel"; }
 grep -q "fastlege" "$work/explain.txt" || die "route explain from the wheel named no fastlege"
+"$work/venv/bin/python" -c 'from gateway.console.app import HERE; assert (HERE / "templates" / "base.html").is_file() and (HERE / "static" / "console.css").is_file(), HERE' \
+  || die "the installed wheel lacks the console's templates or stylesheet (package-data in pyproject.toml)"
 say "the wheel installed outside the checkout runs the demo ($(grep 'Summary' "$work/demo.txt")) and route explain"

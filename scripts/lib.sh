@@ -115,3 +115,33 @@ PY
   _pg_login_works || die "cannot log in to PostgreSQL with $GATEWAY_TEST_POSTGRES_URL"
   say "PostgreSQL is up on $host:$port"
 }
+
+# Installs a Debian package as root, or says exactly what to run instead. $1 = the command that must exist,
+# the rest = the packages that provide it.
+_ensure_apt() {
+  local cmd="$1"; shift
+  if command -v "$cmd" >/dev/null; then return 0; fi
+  if [ "$(id -u)" != 0 ]; then
+    die "$cmd is missing and this is not root, so it cannot be installed here: run 'sudo apt-get install -y $*'"
+  fi
+  command -v apt-get >/dev/null || die "$cmd is missing and there is no apt-get: install $* by hand"
+  say "installing $* from Debian's packages (apt-get install $*)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update failed, so $* could not be installed; check access to the Debian mirrors"
+  apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed (see above); $cmd is still missing"
+  command -v "$cmd" >/dev/null || die "apt-get installed $* but there is still no $cmd on PATH"
+}
+
+# promtool checks and unit-tests alerts/gateway-rules.yml; Debian ships it in the prometheus package
+# (installing it does not start a Prometheus server here: nothing in these scripts does).
+ensure_promtool() {
+  _ensure_apt promtool prometheus
+  say "promtool: $(promtool --version 2>&1 | head -n 1)"
+}
+
+# The console's browser test drives Debian's Chromium (never a downloaded browser) through Playwright.
+ensure_chromium() {
+  _ensure_apt chromium chromium chromium-driver
+  export GATEWAY_TEST_CHROMIUM="${GATEWAY_TEST_CHROMIUM:-$(command -v chromium)}"
+  say "Chromium for the browser test: $GATEWAY_TEST_CHROMIUM"
+}

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the tests need, starts RabbitMQ and PostgreSQL if nothing listens, then runs ruff, mypy,
-# the whole suite (unit tier first, then the integration tier on the real servers) and finally proves the
-# install: the wheel, built and installed into a fresh venv outside the checkout, runs the demo.
+# Installs what the tests need (Debian's promtool and Chromium too), starts RabbitMQ and PostgreSQL if nothing
+# listens, then runs ruff, mypy, promtool on the alert rules, the whole suite (unit tier first, then the
+# integration tier on the real servers) and finally proves the install: the wheel, built and installed into a
+# fresh venv outside the checkout, runs the demo.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k routing
 # On CI (CI=true) the destructive tests, which stop the broker, run too; never by default on a developer's machine.
 source "$(dirname "$0")/lib.sh"
 ensure_venv test
 ensure_rabbitmq
 ensure_postgres
+ensure_promtool
+ensure_chromium
 cd "$ROOT"
 export GATEWAY_TEST_REQUIRE_SERVERS=1
 if [ "${CI:-}" = "true" ]; then export GATEWAY_TEST_DESTRUCTIVE=1; fi
@@ -15,6 +18,9 @@ say "ruff check"
 "$VENV/bin/ruff" check gateway tests fixtures scripts bench
 say "mypy"
 "$VENV/bin/mypy"
+say "alert rules (promtool check rules, promtool test rules)"
+promtool check rules "$ROOT/alerts/gateway-rules.yml"
+promtool test rules "$ROOT/alerts/gateway-rules.test.yml"
 say "pytest"
 "$VENV/bin/pytest" "$@"
 if [ "$#" -eq 0 ]; then

@@ -69,6 +69,10 @@ def demo(broker: str, events_dir: Path, out: Path, as_json: bool) -> None:
         click.echo(f"  {p.patient_key[:12]}  kommune {p.kommunenummer}  done: {done:<16} next: {nxt}")
     click.echo("\nSummary: " + ", ".join(f"{n} {status}" for status, n in result.summary().items()))
     click.echo(f"The gateway's log lines are in {out / 'gateway.log'}.")
+    store_url = f"sqlite:///{(out / 'demo.sqlite3').resolve()}"
+    click.echo(f"\nSign in to the web console at http://{settings.console_host}:{settings.console_port}/ after:\n"
+               f"  export GATEWAY_STORE_URL={store_url}\n"
+               "  gateway users add NAME --role drift && gateway console")
 
 
 BROKER_DEFAULT = next(s.default for s in SETTINGS if s.name == "GATEWAY_BROKER_URL")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import click
 
 from gateway import __version__
+from gateway.cli.console import console
 from gateway.cli.dev import demo, publish, validate
 from gateway.cli.forlop import forlop
 from gateway.cli.inspect import audit, events, messages, replay, routing_group
 from gateway.cli.registry import registry
 from gateway.cli.run import run
+from gateway.cli.users import users
 from gateway.settings import help_table
 
 
@@ -24,7 +26,8 @@ def main() -> None:
     """Pakkeforløp hjem gateway: kartlegging events in, MsgHead + Dialogmelding 1.1 / PLO 1.6 out."""
 
 
-for command in (run, demo, publish, validate, messages, events, replay, audit, routing_group, registry, forlop):
+for command in (run, demo, publish, validate, messages, events, replay, audit, routing_group, registry, forlop,
+                users, console):
     main.add_command(command)
 
 

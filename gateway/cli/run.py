@@ -4,17 +4,20 @@ wires them together and runs until SIGTERM or Ctrl-C."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from types import FrameType
 
 import click
 from kombu import Connection
 
+from gateway import metrics
 from gateway.cli import context
-from gateway.delivery.bus import AmqpPublisher, declare_topology
+from gateway.delivery.bus import KARTLEGGING_QUEUE, PARKED_QUEUE, AmqpPublisher, declare_topology
 from gateway.delivery.consumer import EventHandler, KartleggingConsumer
 from gateway.delivery.receipts import AppRecTracker, apprec_queue
 from gateway.delivery.status import StatusPublisher
 from gateway.logs import configure, log
+from gateway.store.events import now_utc
 
 
 @click.command()
@@ -30,12 +33,22 @@ def run() -> None:
                            folders=context.folders(settings))
     tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
     receipts = apprec_queue(settings.own_herid)
+    broker = metrics.BrokerProbe(settings.broker_url, lambda: [KARTLEGGING_QUEUE.name, PARKED_QUEUE.name,
+                                                                receipts.name])
+    metrics.register_collector(metrics.GatewayCollector(
+        store, broker, None if settings.registry_in_store else Path(settings.registry)))
+    health = None
+    if settings.health_port:
+        health = metrics.HealthServer(settings.health_host, settings.health_port, lambda: {
+            "store": metrics.store_up(store), "broker": broker.look(force=True)[0]}).start()
+        log.info("health.listening", url=f"http://{settings.health_host}:{health.port}/readyz")
     statuses = StatusPublisher(store, publisher, register)
     with Connection(settings.broker_url, heartbeat=30) as connection:
         declare_topology(connection)
         consumer = KartleggingConsumer(
             connection, handler, settings.prefetch,
-            periodic=[(settings.overdue_check_seconds, tracker.check_overdue), (0.5, statuses.publish_pending)],
+            periodic=[(settings.overdue_check_seconds, tracker.check_overdue), (0.5, statuses.publish_pending),
+                      (15.0, metrics.AppRecObserver(store, now_utc()))],
             extra_consumers=lambda Consumer, channel: [
                 Consumer(queues=[receipts], on_message=tracker.on_message, prefetch_count=settings.prefetch)],
         )
@@ -50,6 +63,8 @@ def run() -> None:
         log.info("gateway.started", broker=connection.as_uri(), store=settings.store_url.split(":", 1)[0],
                  registry=str(settings.registry))
         consumer.run_forever()
+    if health is not None:
+        health.stop()
     publisher.close()
     store.close()
     log.info("gateway.stopped")

@@ -19,6 +19,7 @@ from kombu import Connection, Consumer
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
+from gateway import metrics
 from gateway.delivery.bus import KARTLEGGING_QUEUE, Outgoing, Publisher, PublishFailed, melding_out, parked_out
 from gateway.delivery.retry import backoff
 from gateway.domain.history import DEFAULT_WINDOW_DAYS, Tidligere
@@ -153,6 +154,7 @@ class EventHandler:
             # An event whose EDI 2.0 messages wait for their outbox is acked (the store holds them) but not sent.
             handled = [replace(h, status="routed", reason="waiting for the EDI 2.0 outbox")
                        if h.status == "sent" and h.event_ref in waiting else h for h in handled]
+        metrics.record_handled(handled)
         for h in handled:
             if h.status == "sent":
                 log.info("event.sent", event_ref=h.event_ref, event_id=h.event_id, receivers=list(h.receivers),
@@ -221,6 +223,7 @@ class Batcher:
                 break
             except (StoreUnavailable, PublishFailed) as exc:
                 pause = backoff(attempt)
+                metrics.RETRIES.labels(type(exc).__name__).inc()
                 log.error("batch.deferred", events=len(batch), error_type=type(exc).__name__, error=str(exc)[:200],
                           attempt=attempt + 1, retry_in_s=round(pause, 2))
                 if self.should_stop:

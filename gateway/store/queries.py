@@ -3,11 +3,12 @@ and the bookkeeping of an operator's re-send."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gateway.messages.outbound import Melding
 from gateway.store.db import Database, Tx
-from gateway.store.events import FLAG_CLAUSE, flag_pattern, now_utc, transition
+from gateway.store.events import FLAG_CLAUSE, flag_pattern, now_utc, patient_key, transition
 
 
 class OperatorQueries:
@@ -108,3 +109,170 @@ class OperatorQueries:
             (entity, str(ref)),
         )
 
+
+    # --- for the web console (issue 16); new methods only, the ones above keep their signatures ---
+
+    def state_counts(self, since: str) -> dict[str, dict[str, int]]:
+        """Events by state (received since ``since``) and messages by state (built since ``since``): the
+        Oversikt's "last hour/day/week" columns."""
+        events = self.db.query("SELECT status, count(*) AS n FROM events WHERE received_at >= ? GROUP BY status",
+                               (since,))
+        messages = self.db.query("SELECT status, count(*) AS n FROM messages WHERE created_at >= ? GROUP BY status",
+                                 (since,))
+        return {"events": {r["status"]: int(r["n"]) for r in events},
+                "messages": {r["status"]: int(r["n"]) for r in messages}}
+
+    def message_state_totals(self) -> dict[str, int]:
+        """Every message by its state now (a metric: what is overdue or rejected is a number, not a rate)."""
+        return {r["status"]: int(r["n"])
+                for r in self.db.query("SELECT status, count(*) AS n FROM messages GROUP BY status")}
+
+    def parked_by_reason(self) -> list[dict[str, Any]]:
+        """Events parked now, by reason code, most first."""
+        return self.db.query("SELECT reason_code, count(*) AS n, max(received_at) AS newest FROM events "
+                             "WHERE status = 'parked' GROUP BY reason_code ORDER BY n DESC, reason_code")
+
+    def apprec_problems(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Messages that need an operator: overdue (no AppRec by the deadline) or rejected, newest first."""
+        return self.db.query(
+            "SELECT m.msg_id, m.status, m.to_herid, m.role, m.sent_at, m.apprec_status, m.apprec_errors, "
+            "m.overdue_at, m.answered_at, e.id AS event_ref, e.kommunenummer, e.samhandlingspunkt "
+            "FROM messages m JOIN events e ON e.id = m.event_ref WHERE m.status IN ('overdue', 'rejected') "
+            "ORDER BY COALESCE(m.answered_at, m.overdue_at, m.sent_at) DESC LIMIT ?", (limit,))
+
+    def last_times(self) -> dict[str, str | None]:
+        """When the last event came in and the last message went out: a quiet gateway shows here first."""
+        received = self.db.query("SELECT max(received_at) AS t FROM events")
+        sent = self.db.query("SELECT max(sent_at) AS t FROM messages")
+        return {"event_received": received[0]["t"] if received else None,
+                "message_sent": sent[0]["t"] if sent else None}
+
+    def registry_imported_at(self) -> str | None:
+        """When the registry in the store was last imported (None when it never was)."""
+        rows = self.db.query("SELECT max(imported_at) AS t FROM registry_imports")
+        return rows[0]["t"] if rows else None
+
+    def recent_receivers(self, since: str, limit: int = 20) -> list[int]:
+        """The HER-ids messages went to since ``since``: whose queues the Oversikt shows."""
+        return [int(r["to_herid"]) for r in self.db.query(
+            "SELECT to_herid, count(*) AS n FROM messages WHERE created_at >= ? GROUP BY to_herid "
+            "ORDER BY n DESC, to_herid LIMIT ?", (since, limit))]
+
+    def answered_since(self, since: str) -> list[dict[str, Any]]:
+        """Messages answered by an AppRec at or after ``since``, with when they were sent: the AppRec
+        latency metric is taken from the store, so it is right whichever replica tracked the receipt."""
+        return self.db.query("SELECT msg_id, to_herid, status, apprec_status, sent_at, answered_at FROM messages "
+                             "WHERE answered_at >= ? ORDER BY answered_at", (since,))
+
+    def search_events(self, *, status: str | None = None, kommune: str | None = None,
+                      samhandlingspunkt: int | None = None, receiver: int | None = None, since: str | None = None,
+                      until: str | None = None, key: str | None = None, patient: str | None = None,
+                      reason_code: str | None = None, limit: int = 50, offset: int = 0
+                      ) -> tuple[list[dict[str, Any]], int]:
+        """One page of events, newest first, and how many match in all. ``key`` is an event_id, the store's
+        number or a MsgId of one of the event's messages; ``patient`` is a ``patient_key`` (never the number).
+
+        An event parked before it was understood has no kommunenummer or patient_key column: for a kommune or
+        patient search those are matched on their body, so a parked event is found by its kommune or patient."""
+        where, args = ["1=1"], []
+        for clause, value in (("status = ?", status), ("samhandlingspunkt = ?", samhandlingspunkt),
+                              ("reason_code = ?", reason_code), ("received_at >= ?", since),
+                              ("received_at < ?", until),
+                              ("EXISTS (SELECT 1 FROM messages m WHERE m.event_ref = events.id AND m.to_herid = ?)",
+                               receiver)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if key:
+            where.append("(event_id = ? OR id = ? OR EXISTS (SELECT 1 FROM messages m WHERE m.event_ref = events.id "
+                         "AND m.msg_id = ?))")
+            args += [key.strip().lower(), int(key) if key.strip().isdigit() else -1, key.strip()]
+        columns = ("id, event_id, received_at, status, reason_code, reason, samhandlingspunkt, kommunenummer, "
+                   "attempts, flags, body")
+        if kommune is None and patient is None:
+            total = self.db.query(f"SELECT count(*) AS n FROM events WHERE {' AND '.join(where)}", args)[0]["n"]
+            rows = self.db.query(f"SELECT {columns} FROM events WHERE {' AND '.join(where)} ORDER BY id DESC "
+                                 "LIMIT ? OFFSET ?", (*args, limit, offset))
+            return rows, int(total)
+        # An event parked before it was understood has neither column: its body is read instead.
+        for column, value in (("kommunenummer", kommune), ("patient_key", patient)):
+            if value is not None:
+                where.append(f"({column} = ? OR {column} IS NULL)")
+                args.append(value)
+        candidates = self.db.query(
+            "SELECT id, kommunenummer, patient_key, CASE WHEN kommunenummer IS NULL OR patient_key IS NULL "
+            f"THEN body END AS body FROM events WHERE {' AND '.join(where)} ORDER BY id DESC", args)
+        ids = []
+        for r in candidates:
+            facts = _body_patient(r["body"]) if r["body"] is not None else {}
+            if kommune is not None and (r["kommunenummer"] or facts.get("kommunenummer")) != kommune:
+                continue
+            if patient is not None and (r["patient_key"] or (patient_key(facts["fnr"]) if facts.get("fnr")
+                                                               else None)) != patient:
+                continue
+            ids.append(r["id"])
+        page = ids[offset:offset + limit]
+        if not page:
+            return [], len(ids)
+        marks = ",".join("?" * len(page))
+        rows = self.db.query(f"SELECT {columns} FROM events WHERE id IN ({marks}) ORDER BY id DESC", page)
+        return rows, len(ids)
+
+    def search_messages(self, *, status: str | None = None, kommune: str | None = None,
+                        samhandlingspunkt: int | None = None, receiver: int | None = None, since: str | None = None,
+                        until: str | None = None, key: str | None = None, patient: str | None = None,
+                        limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """One page of messages, newest first, and how many match. ``key`` is a MsgId or an event_id."""
+        where, args = ["1=1"], []
+        for clause, value in (("m.status = ?", status), ("e.kommunenummer = ?", kommune),
+                              ("e.samhandlingspunkt = ?", samhandlingspunkt), ("m.to_herid = ?", receiver),
+                              ("m.created_at >= ?", since), ("m.created_at < ?", until),
+                              ("e.patient_key = ?", patient)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if key:
+            where.append("(m.msg_id = ? OR e.event_id = ?)")
+            args += [key.strip(), key.strip().lower()]
+        joined = f"FROM messages m JOIN events e ON e.id = m.event_ref WHERE {' AND '.join(where)}"
+        total = self.db.query(f"SELECT count(*) AS n {joined}", args)[0]["n"]
+        rows = self.db.query(
+            "SELECT m.msg_id, m.event_ref, e.event_id, m.msg_type, m.to_herid, m.role, m.status, m.created_at, "
+            f"m.sent_at, m.apprec_status, e.samhandlingspunkt, e.kommunenummer, e.flags {joined} "
+            "ORDER BY m.created_at DESC, m.msg_id LIMIT ? OFFSET ?", (*args, limit, offset))
+        return rows, int(total)
+
+    def audit_search(self, *, operator: str | None = None, action: str | None = None, target: str | None = None,
+                     since: str | None = None, until: str | None = None, limit: int = 50, offset: int = 0
+                     ) -> tuple[list[dict[str, Any]], int]:
+        """One page of the audit trail, newest first, and how many entries match. ``operator`` matches
+        part of the name, so 'kari' finds 'kari (konsoll)'."""
+        where, args = ["1=1"], []
+        for clause, value in (("lower(operator) LIKE ?", f"%{operator.lower()}%" if operator else None),
+                              ("action = ?", action), ("target = ?", target), ("at >= ?", since), ("at < ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        condition = " AND ".join(where)
+        total = self.db.query(f"SELECT count(*) AS n FROM audit WHERE {condition}", args)[0]["n"]
+        rows = self.db.query(f"SELECT id, at, operator, action, target, reason, detail FROM audit WHERE {condition} "
+                             "ORDER BY id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+        return rows, int(total)
+
+    def audit_actions(self) -> list[str]:
+        return [r["action"] for r in self.db.query("SELECT DISTINCT action FROM audit ORDER BY action")]
+
+
+def _body_patient(body: bytes | None) -> dict[str, str]:
+    """The patient's kommunenummer and fødselsnummer as the hospital system sent them, from a body the gateway
+    could not route (used only to match a search, never returned or logged)."""
+    if not body:
+        return {}
+    try:
+        parsed = json.loads(bytes(body))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    patient = parsed.get("patient") if isinstance(parsed, dict) else None
+    if not isinstance(patient, dict):
+        return {}
+    return {k: str(patient[k]) for k in ("kommunenummer", "fnr") if patient.get(k) is not None}
