@@ -10,6 +10,7 @@ import click
 
 from gateway import __version__
 from gateway.cli.dev import demo, publish, validate
+from gateway.cli.inbound import inbound
 from gateway.cli.inspect import audit, events, messages, replay, routing_group
 from gateway.cli.registry import registry
 from gateway.cli.run import run
@@ -23,7 +24,7 @@ def main() -> None:
     """Pakkeforløp hjem gateway: kartlegging events in, MsgHead + Dialogmelding 1.1 / PLO 1.6 out."""
 
 
-for command in (run, demo, publish, validate, messages, events, replay, audit, routing_group, registry):
+for command in (run, demo, publish, validate, messages, events, replay, audit, routing_group, registry, inbound):
     main.add_command(command)
 
 

@@ -12,7 +12,8 @@ from kombu import Connection
 from gateway.cli import context
 from gateway.delivery.bus import AmqpPublisher, declare_topology
 from gateway.delivery.consumer import EventHandler, KartleggingConsumer
-from gateway.delivery.receipts import AppRecTracker, apprec_queue
+from gateway.delivery.inbound import InboundHandler, served_queues
+from gateway.delivery.receipts import AppRecTracker
 from gateway.logs import configure, log
 
 
@@ -26,16 +27,18 @@ def run() -> None:
     store = context.store(settings, create=True)
     publisher = AmqpPublisher(settings.broker_url)
     handler = EventHandler(register, store, publisher, rules=rules, window_days=settings.two_hospitals_window_days,
-                           folders=context.folders(settings))
+                           folders=context.folders(settings), served=frozenset(settings.served_herids))
     tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
-    receipts = apprec_queue(settings.own_herid)
+    # The gateway is the messaging system of the served HER-ids: their queues carry our receipts and replies.
+    inbound = InboundHandler(store, publisher, tracker)
+    queues = served_queues(settings.served_herids)
     with Connection(settings.broker_url, heartbeat=30) as connection:
         declare_topology(connection)
         consumer = KartleggingConsumer(
             connection, handler, settings.prefetch,
             periodic=[(settings.overdue_check_seconds, tracker.check_overdue)],
             extra_consumers=lambda Consumer, channel: [
-                Consumer(queues=[receipts], on_message=tracker.on_message, prefetch_count=settings.prefetch)],
+                Consumer(queues=queues, on_message=inbound.on_message, prefetch_count=settings.prefetch)],
         )
 
         def stop(signum: int, _frame: FrameType | None) -> None:
