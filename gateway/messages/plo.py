@@ -65,7 +65,7 @@ _PO, _FK1, _EPJ2, _M1 = (f"{{{ns}}}" for ns in (PO_NS, FK1_NS, EPJ2_NS, M1_NS))
 
 def icd10_code(code: str) -> str:
     """ICD-10 as coded values carry it (list 7110): no dot, upper case (``C50.9`` → ``C509``), as the
-    official samples (``S720``, ``I509``) and NAV (navikt/padm2 strips dots) have it."""
+    official samples (``S720``, ``I509``) have it, and as NAV reads it (issue 13: NAV strips dots)."""
     return code.replace(".", "").strip().upper()
 
 
