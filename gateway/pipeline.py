@@ -6,6 +6,7 @@ whole path is testable without a broker or a database.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,7 +51,7 @@ def build_melding(event: Kartlegging, chosen: Route, mottaker: Mottaker, msg_id:
     """One validated message; an invalid one parks the event, never leaves."""
     text = render_note(event, mottaker.role, chosen.template, route=chosen, m=mottaker, template_dir=folders.templates)
     fmt = FORMATS[mottaker.format]
-    root = fmt.tree(event, chosen.sender, mottaker.address, mottaker.role, msg_id, now, text)
+    root = fmt.tree(event, chosen.sender, mottaker.address, mottaker.addressed_as, msg_id, now, text)
     try:
         validate_tree(root, folders.schemas)  # the tree that is serialized next, so what leaves is what was validated
     except MessageInvalid as exc:
@@ -77,9 +78,19 @@ def build_meldinger(event: Kartlegging, chosen: Route, now: datetime, folders: F
                  for m in chosen.receivers)
 
 
+def check_served(event: Kartlegging, served: Collection[int] | None) -> None:
+    """The gateway sends as the HER-ids it is the messaging system for, and no other: receipts and replies
+    to any other sender would go to a queue nobody here reads, and a publisher on the bus must not be able
+    to send in the name of any party it likes. ``None`` means no list (library use and unit tests)."""
+    if served is not None and event.sender.herid not in served:
+        raise Parked(Reason.SENDER_NOT_SERVED, f"sender HER-id {event.sender.herid} is not one the gateway serves "
+                     "(GATEWAY_SERVED_HERIDS)")
+
+
 def process_event(event: Kartlegging, register: Register, now: datetime, rules: RuleSet | None = None,
                   history: Historikk | None = None, window_days: int = DEFAULT_WINDOW_DAYS,
-                  folders: Folders = PACKAGED) -> Routed:
+                  folders: Folders = PACKAGED, served: Collection[int] | None = None) -> Routed:
+    check_served(event, served)
     chosen = route(event, register, rules, history, window_days)
     return Routed(event, chosen, build_meldinger(event, chosen, now, folders))
 

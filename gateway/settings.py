@@ -73,6 +73,22 @@ def _bool(value: str) -> bool:
     raise ValueError(value)
 
 
+# The senders of the synthetic demo registry (hospital departments and kommune services), like the
+# registry default: a real deployment names its own.
+DEMO_SENDERS = "8100601,8100701,8100801,8100103,8100203,8100302"
+
+
+def _herids(value: str) -> tuple[int, ...]:
+    """``8100601, 8100701`` → (8100601, 8100701); a word that is not a number is a ValueError."""
+    return tuple(dict.fromkeys(int(part) for part in value.replace(" ", "").split(",") if part))
+
+
+def _at_least_one(value: tuple[int, ...]) -> str | None:
+    if not value:
+        return "must name at least one HER-id"
+    return None if all(v > 0 for v in value) else "must be positive HER-ids"
+
+
 def _one_of(*allowed: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in allowed else f"must be one of {', '.join(allowed)}"
 
@@ -97,8 +113,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_SCHEMA_DIR", "(the packaged schemas/)",
             "Folder of the official XSDs (msghead/, dialogmelding/, plo/, apprec/, bundles/).", "schema_dir",
             _opt_path),
-    Setting("GATEWAY_OWN_HERID", "8199999", "HER-id of the gateway's own inbound queue ({herid}_async).",
-            "own_herid", _int),
+    Setting("GATEWAY_SERVED_HERIDS", DEMO_SENDERS,
+            "Comma-separated HER-ids the gateway is the messaging system for: events may only name these as "
+            "sender, and their {herid}_async queues (receipts, replies) are consumed.",
+            "served_herids", _herids, _at_least_one),
     Setting("GATEWAY_PREFETCH", "100", "Events taken from the queue at once (a batch is half of it).",
             "prefetch", _int, _at_least(2, ": the consumer works on several events at once")),
     Setting("GATEWAY_LOG_FORMAT", "auto", "Log lines: json, console, or auto (console on a terminal).",
@@ -161,7 +179,7 @@ class Settings:
     routes_dir: Path = PACKAGED_ROUTES
     template_dir: Path = PACKAGED_TEMPLATES
     schema_dir: Path = PACKAGED_SCHEMAS
-    own_herid: int = 8199999
+    served_herids: tuple[int, ...] = tuple(int(h) for h in DEMO_SENDERS.split(","))
     prefetch: int = 100
     log_format: str = "auto"
     apprec_deadline_hours: float = 96.0

@@ -12,6 +12,7 @@ from gateway import __version__
 from gateway.cli.console import console
 from gateway.cli.dev import demo, publish, validate
 from gateway.cli.forlop import forlop
+from gateway.cli.inbound import inbound
 from gateway.cli.inspect import audit, events, messages, replay, routing_group
 from gateway.cli.registry import registry
 from gateway.cli.run import run
@@ -27,7 +28,7 @@ def main() -> None:
 
 
 for command in (run, demo, publish, validate, messages, events, replay, audit, routing_group, registry, forlop,
-                users, console):
+                users, console, inbound):
     main.add_command(command)
 
 

@@ -14,7 +14,8 @@ from gateway import metrics
 from gateway.cli import context
 from gateway.delivery.bus import KARTLEGGING_QUEUE, PARKED_QUEUE, AmqpPublisher, declare_topology
 from gateway.delivery.consumer import EventHandler, KartleggingConsumer
-from gateway.delivery.receipts import AppRecTracker, apprec_queue
+from gateway.delivery.inbound import InboundHandler, served_queues
+from gateway.delivery.receipts import AppRecTracker
 from gateway.delivery.status import StatusPublisher
 from gateway.logs import configure, log
 from gateway.store.events import now_utc
@@ -30,11 +31,13 @@ def run() -> None:
     store = context.store(settings, create=True)
     publisher = AmqpPublisher(settings.broker_url)
     handler = EventHandler(register, store, publisher, rules=rules, window_days=settings.two_hospitals_window_days,
-                           folders=context.folders(settings))
+                           folders=context.folders(settings), served=frozenset(settings.served_herids))
     tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
-    receipts = apprec_queue(settings.own_herid)
+    # The gateway is the messaging system of the served HER-ids: their queues carry our receipts and replies.
+    inbound = InboundHandler(store, publisher, tracker)
+    queues = served_queues(settings.served_herids)
     broker = metrics.BrokerProbe(settings.broker_url, lambda: [KARTLEGGING_QUEUE.name, PARKED_QUEUE.name,
-                                                                receipts.name])
+                                                                *(q.name for q in queues)])
     metrics.register_collector(metrics.GatewayCollector(
         store, broker, None if settings.registry_in_store else Path(settings.registry)))
     health = None
@@ -50,7 +53,7 @@ def run() -> None:
             periodic=[(settings.overdue_check_seconds, tracker.check_overdue), (0.5, statuses.publish_pending),
                       (15.0, metrics.AppRecObserver(store, now_utc()))],
             extra_consumers=lambda Consumer, channel: [
-                Consumer(queues=[receipts], on_message=tracker.on_message, prefetch_count=settings.prefetch)],
+                Consumer(queues=queues, on_message=inbound.on_message, prefetch_count=settings.prefetch)],
         )
 
         def stop(signum: int, _frame: FrameType | None) -> None:

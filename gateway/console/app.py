@@ -142,11 +142,11 @@ def create_app(settings: Settings, *, store: SqlStore | None = None,
                register_loader: Callable[[], Register] | None = None) -> Starlette:
     """The console for ``settings``; tests hand in a store or a publisher of their own."""
     store = store or open_store(settings.store_url, create=True)
-    own = receiver_queue_name(settings.own_herid)
+    own = [receiver_queue_name(h) for h in settings.served_herids]
 
     def queues() -> list[str]:
         week = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="milliseconds")
-        return [KARTLEGGING_QUEUE.name, PARKED_QUEUE.name, own,
+        return [KARTLEGGING_QUEUE.name, PARKED_QUEUE.name, *own,
                 *(receiver_queue_name(h) for h in store.recent_receivers(week))]
 
     broker = metrics.BrokerProbe(settings.broker_url, queues)

@@ -55,8 +55,9 @@ class EventHandler:
     def __init__(self, register: Register, store: EventLog, publisher: Publisher,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC).astimezone(),
                  rules: RuleSet | None = None, window_days: int = DEFAULT_WINDOW_DAYS,
-                 folders: Folders = PACKAGED) -> None:
+                 folders: Folders = PACKAGED, served: frozenset[int] | None = None) -> None:
         self.register = register
+        self.served = served  # the sender HER-ids the gateway may send as; None: no check (tools, tests)
         self.folders = folders
         self.rules = rules
         self.window_days = window_days
@@ -83,7 +84,7 @@ class EventHandler:
         event = parsed
         try:
             outcome = process_event(event, self.register, now, self.rules, lambda fnr: history.get(fnr, ()),
-                                    self.window_days, self.folders)
+                                    self.window_days, self.folders, self.served)
         except Parked as exc:
             return parked(exc.code, exc.reason)
         except Exception as exc:  # a bug must park the event, not stop the consumer

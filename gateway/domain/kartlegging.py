@@ -53,6 +53,7 @@ class Contact:
     name: str
     role: str
     phone: str
+    hpr: str | None = None  # HPR number (added compatibly): the receiver can identify the person
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,19 @@ class Declined:
 
 
 @dataclass(frozen=True)
+class InpatientStay:
+    """The patient is admitted (added compatibly): only then may the kommune get PLO Helseopplysninger,
+    which belong to the innlagt → utskrivningsklar process. The hospital system owns the stay, so it says
+    which earlier event opened the PLO conversation about it (``first_event_id``; None: this one does) and
+    which came last (``previous_event_id``); the gateway derives the MsgIds to refer to from them."""
+
+    admitted_on: date
+    first_event_id: str | None = None
+    previous_event_id: str | None = None
+    discharge_ready_on: date | None = None  # expected date the patient is ready for discharge (an estimate)
+
+
+@dataclass(frozen=True)
 class Kartlegging:
     event_id: str
     occurred_at: datetime
@@ -153,6 +167,7 @@ class Kartlegging:
     individuell_plan: IndividuellPlan | None = None
     declined: Declined | None = None
     other_hospital_herid: int | None = None
+    inpatient_stay: InpatientStay | None = None
 
     @property
     def notify_koordinerende_enhet(self) -> bool:
@@ -255,7 +270,8 @@ def _to_event(d: dict[str, Any]) -> Kartlegging:
         event_id=d["event_id"].lower(),
         occurred_at=occurred_at,
         samhandlingspunkt=d["samhandlingspunkt"],
-        sender=Sender(s["herid"], s["name"], Contact(contact["name"], contact["role"], contact["phone"])),
+        sender=Sender(s["herid"], s["name"], Contact(contact["name"], contact["role"], contact["phone"],
+                                                    contact.get("hpr"))),
         patient=Patient(p["fnr"], p["given_name"], p["family_name"], p["kommunenummer"], p.get("fastlege_herid"),
                         Guardian(guardian["name"], guardian["relation"], guardian["phone"]) if guardian else None),
         diagnosis=Diagnosis(dg["icd10"], dg["text"], _date(dg["diagnosed_on"], "diagnosis.diagnosed_on")),
@@ -276,4 +292,16 @@ def _to_event(d: dict[str, Any]) -> Kartlegging:
                           _date(declined["ask_again_after"], "declined.ask_again_after")
                           if declined.get("ask_again_after") else None) if declined else None,
         other_hospital_herid=d.get("other_hospital_herid"),
+        inpatient_stay=_stay(d.get("inpatient_stay")),
     )
+
+
+def _stay(s: dict[str, Any] | None) -> InpatientStay | None:
+    """The optional inpatient stay (issue 13); kept apart from ``_to_event`` so the two change separately."""
+    if not s:
+        return None
+    ready = s.get("discharge_ready_on")
+    return InpatientStay(_date(s["admitted_on"], "inpatient_stay.admitted_on"),
+                         s["first_event_id"].lower() if s.get("first_event_id") else None,
+                         s["previous_event_id"].lower() if s.get("previous_event_id") else None,
+                         _date(ready, "inpatient_stay.discharge_ready_on") if ready else None)

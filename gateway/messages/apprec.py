@@ -42,9 +42,14 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class AppRecError:
+    """One Error of a receipt. ``system`` is its code list (``S``): 8221 is the general list, but receivers
+    also answer with others (e.g. 8223 for message-type specific errors, where the same code means something
+    else), so a code without its list cannot be read right. None when the receipt left it out."""
+
     code: str
     text: str
     detail: str | None = None
+    system: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class AppRec:
     original_msg_type: str
     sender_herid: str | None
     receiver_herid: str | None
+    sender_herids: tuple[str, ...] = ()  # every HER-id in Sender (institution, department, person)
+    receiver_herids: tuple[str, ...] = ()
 
 
 def _herid(party: etree._Element | None, ns: str) -> str | None:
@@ -70,6 +77,19 @@ def _herid(party: etree._Element | None, ns: str) -> str | None:
             if ident and type_id is not None and (type_id.get("V") or "").strip() == "HER":
                 return ident.strip()
     return None
+
+
+def _herids(party: etree._Element | None, ns: str) -> tuple[str, ...]:
+    """Every HER-id of an AppRec party: the receipt is checked against the message's parties by these."""
+    if party is None:
+        return ()
+    found = []
+    for el in party.iter(f"{{{ns}}}Inst", f"{{{ns}}}Dept", f"{{{ns}}}HCPerson", f"{{{ns}}}HCProf"):
+        type_id = el.find(f"{{{ns}}}TypeId")
+        ident = el.findtext(f"{{{ns}}}Id")
+        if ident and type_id is not None and (type_id.get("V") or "").strip() == "HER":
+            found.append(ident.strip())
+    return tuple(found)
 
 
 def parse_apprec(xml: bytes) -> AppRec:
@@ -86,7 +106,8 @@ def parse_apprec(xml: bytes) -> AppRec:
     except ValueError:  # schema-valid (the code list is not in the XSD) but not a status 8220 knows
         raise MessageInvalid("T02", "/AppRec/Status", "the status is not one of 1, 2, 3 (code list 8220)") from None
     errors = tuple(
-        AppRecError((e.get("V") or "").strip(), (e.get("DN") or "").strip(), e.get("OT"))
+        AppRecError((e.get("V") or "").strip(), (e.get("DN") or "").strip(), e.get("OT"),
+                    (e.get("S") or "").strip() or None)
         for e in root.iterfind("ar:Error", q)
     )
     return AppRec(
@@ -98,6 +119,8 @@ def parse_apprec(xml: bytes) -> AppRec:
         original_msg_type=(_required(root, "ar:OriginalMsgId/ar:MsgType", q).get("V") or "").strip(),
         sender_herid=_herid(root.find("ar:Sender", q), ns),
         receiver_herid=_herid(root.find("ar:Receiver", q), ns),
+        sender_herids=_herids(root.find("ar:Sender", q), ns),
+        receiver_herids=_herids(root.find("ar:Receiver", q), ns),
     )
 
 
@@ -157,7 +180,7 @@ def build_apprec(original: bytes, status: Status, errors: tuple[AppRecError, ...
     _party(_sub(root, ns, "Receiver"), ns, _required(info, "mh:Sender/mh:Organisation", m))
     _sub(root, ns, "Status", V=status.value, DN=status.text)
     for error in errors:
-        attrs = {"V": error.code, "DN": error.text or ERROR_TEXT.get(error.code, ""), "S": OID_ERROR}
+        attrs = {"V": error.code, "DN": error.text or ERROR_TEXT.get(error.code, ""), "S": error.system or OID_ERROR}
         if error.detail:
             attrs["OT"] = error.detail
         _sub(root, ns, "Error", **attrs)

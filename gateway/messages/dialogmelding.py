@@ -18,7 +18,15 @@ from lxml import etree
 
 from gateway.domain.kartlegging import Kartlegging
 from gateway.domain.registry import Address
-from gateway.messages.msghead import FASTLEGE, OID_ROLE, element, msghead
+from gateway.messages.msghead import (
+    FASTLEGE,
+    OID_PERSON_ID,
+    OID_ROLE,
+    PERSON_ID_TEXT,
+    VIKAR_FOR_FASTLEGE,
+    element,
+    msghead,
+)
 
 DIALOG_NS = "http://www.kith.no/xmlstds/dialog/2013-01-23"
 FK1_NS = "http://www.kith.no/xmlstds/felleskomponent1"
@@ -30,15 +38,27 @@ MSG_TYPE = ("DIALOG_HELSEFAGLIG", "Helsefaglig dialog")
 # 9 "Forespørsel om legemiddelopplysninger". A kartlegging result is an unsolicited note about a
 # patient, neither a reply (7) nor a request (8, 9): 6 is the only one that fits.
 TEMA_KODET = {"V": "6", "DN": "Henvendelse om pasient", "S": "2.16.578.1.12.4.1.1.7322"}
-# The sender's contact role (free text in the event) → code list 9034 (roles to the patient).
+# The sender's contact role (free text in the event) → code list 9034 (roles to the patient). A
+# "koordinator" is two different things: in a kommune the individual plan's koordinator (8, helse- og
+# omsorgstjenesteloven § 7-2), in a hospital the koordinator of spesialisthelsetjenesteloven § 2-5a (18).
 CONTACT_ROLE: dict[str, tuple[str, str]] = {
     "forløpskoordinator": ("17", "Forløpskoordinator kreft"),
     "kontaktlege": ("19", "Kontaktlege"),
-    "koordinator": ("8", "Koordinator Individuell plan"),
 }
+KOORDINATOR_KOMMUNE = ("8", "Koordinator Individuell plan")
+KOORDINATOR_SYKEHUS = ("18", "Koordinator (spesialisthelsetjenesteloven)")
 DEFAULT_CONTACT_ROLE = ("21", "Helsefaglig kontakt")  # e.g. kreftkoordinator, kreftsykepleier
-# The receiver role (from routing) → RoleToPatient of the receiving person in MsgHead.
-RECEIVER_ROLE: dict[str, tuple[str, str]] = {"fastlege": FASTLEGE}
+# The receiver's role (from routing; "vikar" for a fastlege's substitute) → RoleToPatient in MsgHead.
+RECEIVER_ROLE: dict[str, tuple[str, str]] = {"fastlege": FASTLEGE, "vikar": VIKAR_FOR_FASTLEGE}
+# "Kontakt hos mottaker" (9034: 24) and the profession wanted there (9060), as the sample
+# sarepta_Helsefaglig_dialog_angi_profesjon_hos_mottaker.xml shows: the receiving EPJ files a new
+# Helsefaglig dialog in the work list of that profession. A GP practice: the lege; a hospital contact
+# point: the kontaktlege; a kommune service (kreftkoordinator, koordinerende enhet, tildeling): the
+# sykepleier who assesses the need for services.
+KONTAKT_HOS_MOTTAKER = ("24", "Kontakt hos mottaker")
+LEGE = ("LE", "Lege")
+SYKEPLEIER = ("SP", "Sykepleier")
+RECEIVER_PROFESSION: dict[str, tuple[str, str]] = {"fastlege": LEGE, "vikar": LEGE, "sykehus": LEGE}
 
 _D = f"{{{DIALOG_NS}}}"
 _F = f"{{{FK1_NS}}}"
@@ -49,25 +69,47 @@ def _d(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) 
 
 
 def tema(event: Kartlegging) -> str:
-    """The short title receivers see in their inbox."""
+    """The short title receivers see in their inbox. A declined kartlegging has no result, so its notice
+    must not read like one."""
+    if event.declined is not None:
+        return f"Pasienten takket nei til kartlegging ved samhandlingspunkt {event.samhandlingspunkt} – " \
+            "Pakkeforløp hjem"
     return f"Behovskartlegging samhandlingspunkt {event.samhandlingspunkt} – Pakkeforløp hjem"
 
 
-def split_name(name: str) -> tuple[str, str]:
-    """(given, family) from a full name: the family name is the last word."""
-    given, _, family = name.strip().rpartition(" ")
-    return given.strip(), family or name
+def name_parts(name: str) -> tuple[str | None, str | None]:
+    """(given, family) for the structured fields, or (None, None) for a one-word name: "Kari" may be a given
+    or a family name, and a guess in FamilyName files the person wrong; the text carries the name anyway."""
+    words = name.split()
+    if len(words) < 2:
+        return None, None
+    return " ".join(words[:-1]), words[-1]
+
+
+def contact_role(event: Kartlegging, sender: Address) -> tuple[str, str]:
+    """The contact person's RoleToPatient (9034); "koordinator" depends on which side of the service sent it."""
+    role = event.sender.contact.role.strip().lower()
+    if role == "koordinator":
+        return KOORDINATOR_KOMMUNE if sender.organisation.kommunenummer else KOORDINATOR_SYKEHUS
+    return CONTACT_ROLE.get(role, DEFAULT_CONTACT_ROLE)
+
+
+def receiver_profession(receiver_role: str) -> tuple[str, str]:
+    return RECEIVER_PROFESSION.get(receiver_role, SYKEPLEIER)
 
 
 def dialogmelding_tree(
     event: Kartlegging, sender: Address, receiver: Address, receiver_role: str, msg_id: str,
     generated_at: datetime, note_text: str,
 ) -> etree._Element:
-    """The message as a tree: the gateway validates the tree, then serializes it (no second parse)."""
+    """The message as a tree: the gateway validates the tree, then serializes it (no second parse).
+
+    A new Helsefaglig dialog (TemaKodet 6, no ConversationRef) as HIS 1077 and the official samples build
+    it: the sender's contact person as the first RollerRelatertNotat, "Kontakt hos mottaker" as the second."""
     root, content = msghead(
         msg_type=MSG_TYPE, msg_id=msg_id, generated_at=generated_at, sender=sender, receiver=receiver,
         patient=(event.patient.fnr, event.patient.given_name, event.patient.family_name),
-        receiver_role=RECEIVER_ROLE.get(receiver_role),
+        receiver_role=RECEIVER_ROLE.get(receiver_role), issued=event.occurred_at,
     )
     dialog = etree.SubElement(content, _D + "Dialogmelding", nsmap={None: DIALOG_NS, "fk1": FK1_NS})
     notat = _d(dialog, "Notat")
@@ -78,13 +120,22 @@ def dialogmelding_tree(
     # The contact person the receiver should call, structured as well as in the text.
     contact = event.sender.contact
     roller = _d(notat, "RollerRelatertNotat")
-    code, text = CONTACT_ROLE.get(contact.role.strip().lower(), DEFAULT_CONTACT_ROLE)
+    code, text = contact_role(event, sender)
     _d(roller, "RoleToPatient", V=code, DN=text, S=OID_ROLE)
     hp = _d(roller, "HealthcareProfessional")  # dia:HealthcareProfessional: FamilyName before GivenName
-    given, family = split_name(contact.name)
-    _d(hp, "FamilyName", family)
+    given, family = name_parts(contact.name)
+    if family:
+        _d(hp, "FamilyName", family)
     if given:
         _d(hp, "GivenName", given)
+    if contact.hpr:  # Ident is fk1:Ident: its children are in felleskomponent1 (as in the official sample)
+        ident = _d(hp, "Ident")
+        element(ident, _F + "Id", contact.hpr)
+        element(ident, _F + "TypeId", V="HPR", DN=PERSON_ID_TEXT["HPR"], S=OID_PERSON_ID)
     # TeleCom is in the dialog namespace, its TeleAddress in felleskomponent1 (fk1:TeleCom type).
     element(_d(hp, "TeleCom"), _F + "TeleAddress", V="tel:" + "".join(contact.phone.split()))
+    mottaker = _d(notat, "RollerRelatertNotat")
+    _d(mottaker, "RoleToPatient", V=KONTAKT_HOS_MOTTAKER[0], DN=KONTAKT_HOS_MOTTAKER[1], S=OID_ROLE)
+    profession = receiver_profession(receiver_role)
+    _d(_d(mottaker, "HealthcareProfessional"), "TypeHealthcareProfessional", V=profession[0], DN=profession[1])
     return root

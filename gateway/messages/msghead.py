@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
@@ -30,6 +31,10 @@ OID_PERSON_ID = "2.16.578.1.12.4.1.1.8116"  # person id types (FNR, DNR, HPR, HE
 OID_ROLE = "2.16.578.1.12.4.1.1.9034"  # roles to the patient
 PERSON_ID_TEXT = {"FNR": "Fødselsnummer", "DNR": "D-nummer", "HER": "HER-id", "HPR": "HPR-nummer"}
 FASTLEGE = ("6", "Fastlege")  # 9034
+VIKAR_FOR_FASTLEGE = ("15", "Vikar for fastlege")  # 9034: a substitute is not the patient's fastlege
+# Norwegian EPJ systems show MsgHead times as wall-clock times; the official samples carry Norwegian local
+# time. A UTC "Z" time is legal but reads an hour or two wrong in the receiver's inbox, so the offset is Oslo's.
+OSLO = ZoneInfo("Europe/Oslo")
 
 _M = f"{{{MSGHEAD_NS}}}"
 # Characters XML 1.0 cannot carry at all (C0 controls but tab/LF/CR, U+FFFE/FFFF, lone surrogates).
@@ -39,10 +44,21 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_text(value: str) -> str:
-    """``value`` with the characters XML 1.0 cannot carry replaced by U+FFFD."""
+    """``value`` with the characters XML 1.0 cannot carry replaced by U+FFFD, and line ends made ``\\n``.
+
+    A carriage return is legal XML, but lxml must write it as ``&#13;`` to keep it through parsing, and
+    receiving EPJ systems show that as a stray character or a double line break; a note typed on Windows
+    would reach the kommune full of them. ``\\r\\n`` and a lone ``\\r`` both become ``\\n``."""
     if value.isprintable():  # the common case, checked in C: printable characters are all legal in XML
         return value
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     return _NOT_XML.sub("\ufffd", value)
+
+
+def oslo_time(moment: datetime) -> str:
+    """An aware time as Norwegian local time with its offset (``2026-03-10T13:00:00+01:00``)."""
+    return moment.astimezone(OSLO).isoformat(timespec="seconds")
 
 
 def element(parent: etree._Element, qname: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -118,17 +134,26 @@ def patient_ident_type(fnr: str) -> tuple[str, str]:
 def msghead(
     *, msg_type: tuple[str, str], msg_id: str, generated_at: datetime, sender: Address, receiver: Address,
     patient: tuple[str, str, str] | None, receiver_role: tuple[str, str] | None = None,
+    issued: datetime | date | None = None, conversation: tuple[str, str] | None = None,
 ) -> tuple[etree._Element, etree._Element]:
     """The envelope and its empty ``Content`` element, where the caller puts the payload.
 
     ``msg_type`` is MsgInfo/Type (V, DN); ``patient`` is (fnr or D-nummer, given name, family name);
-    ``receiver_role`` is the receiving person's RoleToPatient (9034), e.g. ``FASTLEGE``."""
+    ``receiver_role`` is the receiving person's RoleToPatient (9034), e.g. ``FASTLEGE``.
+    ``issued`` is RefDoc/IssueDate: when the *document* was made (the kartlegging), which the receiver
+    files the document under; GenDate is only when this envelope was generated, and a re-send or a delayed
+    event would otherwise date the document wrong. ``conversation`` is ConversationRef (RefToParent,
+    RefToConversation), only for a message that continues an earlier one (PLO updates)."""
     root = etree.Element(_M + "MsgHead", nsmap={None: MSGHEAD_NS})
     info = sub(root, "MsgInfo")
     sub(info, "Type", V=msg_type[0], DN=msg_type[1])
     sub(info, "MIGversion", MIG_VERSION)
-    sub(info, "GenDate", generated_at.isoformat(timespec="seconds"))
+    sub(info, "GenDate", oslo_time(generated_at))
     sub(info, "MsgId", msg_id)
+    if conversation is not None:
+        ref = sub(info, "ConversationRef")
+        sub(ref, "RefToParent", conversation[0])
+        sub(ref, "RefToConversation", conversation[1])
     address(sub(info, "Sender"), sender)
     address(sub(info, "Receiver"), receiver, role_to_patient=receiver_role)
     if patient is not None:
@@ -138,7 +163,9 @@ def msghead(
         sub(p, "GivenName", given)
         _ident(p, fnr, *patient_ident_type(fnr), OID_PERSON_ID)
     ref_doc = sub(sub(root, "Document"), "RefDoc")
-    sub(ref_doc, "IssueDate", V=generated_at.isoformat(timespec="seconds"))
+    if issued is None:
+        issued = generated_at
+    sub(ref_doc, "IssueDate", V=oslo_time(issued) if isinstance(issued, datetime) else issued.isoformat())
     sub(ref_doc, "MsgType", V="XML", DN="XML-instans")
     return root, sub(ref_doc, "Content")
 

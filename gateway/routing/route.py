@@ -25,7 +25,7 @@ from gateway.domain.history import (
     second_hospital,
 )
 from gateway.domain.kartlegging import Kartlegging
-from gateway.domain.registry import AMQP, DIALOGMELDING, Address, Party, Register, address_of
+from gateway.domain.registry import AMQP, DIALOGMELDING, PLO, Address, Party, Register, address_of
 from gateway.errors import Parked, Reason
 from gateway.routing.rules import NON_HEALTH, Fakta, ReceiverRule, Rule, RuleSet, packaged_rules
 
@@ -40,11 +40,18 @@ class Mottaker:
     format: str = DIALOGMELDING
     target: str = ""  # what was found: a service type, fastlege or sykehus
     fallback: bool = False  # found by a later step of the rule's chain than the first
+    relation: str | None = None  # for a GP: fastlege or vikar (from the GP register)
     transport: str = AMQP  # how the receiver reads, from the registry
 
     @property
     def herid(self) -> int:
         return self.address.herid
+
+    @property
+    def addressed_as(self) -> str:
+        """The role the message names the receiver by: a substitute GP is "vikar" (9034: 15 Vikar for
+        fastlege), not the patient's fastlege, though the same rule and texts apply."""
+        return "vikar" if self.relation == "vikar" else self.role
 
 
 @dataclass(frozen=True)
@@ -103,12 +110,14 @@ def _active_person(register: Register, herid: int) -> Party | None:
     return party if party is not None and party.kind == "person" and party.active else None
 
 
-def _fastlege(event: Kartlegging, register: Register, skipped: list[Skipped], role: str) -> tuple[Party, str] | None:
+def _fastlege(event: Kartlegging, register: Register, skipped: list[Skipped], role: str
+              ) -> tuple[Party, str, str] | None:
+    """(the GP, how found, relation); a GP named in the event is taken as the fastlege."""
     named = event.patient.fastlege_herid
     if named is not None:
         person = _active_person(register, named)
         if person is not None:
-            return person, "named in the event"
+            return person, "named in the event", "fastlege"
         skipped.append(Skipped(role, "fastlege", named, "named in the event, but not an active GP in the registry"))
     on = event.assessment.performed_on
     assignment = register.fastlege(event.patient.fnr, on)
@@ -119,7 +128,7 @@ def _fastlege(event: Kartlegging, register: Register, skipped: list[Skipped], ro
     if person is None:
         skipped.append(Skipped(role, "fastlege", assignment.gp_herid, "inactive in the registry"))
         return None
-    return person, f"{assignment.relation} in the GP register on {on.isoformat()}"
+    return person, f"{assignment.relation} in the GP register on {on.isoformat()}", assignment.relation
 
 
 def _sykehus(event: Kartlegging, register: Register, earlier: Sequence[Tidligere],
@@ -148,13 +157,22 @@ def _missing_code(event: Kartlegging, register: Register, wanted: ReceiverRule) 
 
 def _receiver(event: Kartlegging, register: Register, rule: Rule, wanted: ReceiverRule,
               earlier: Sequence[Tidligere], skipped: list[Skipped]) -> Mottaker | None:
-    if set(wanted.find) & NON_HEALTH and not event.consent.share_with_nav:
-        skipped.append(Skipped(wanted.role, "/".join(wanted.find), None,
-                               "consent: the patient has not consented to sharing with NAV"))
+    if set(wanted.find) & NON_HEALTH:
+        # NAV is not health personnel: even with consent it must not get the clinical note (diagnosis, needs,
+        # distress) that every message here carries, and NAV reads other message types (navikt/padm2).
+        why = ("consent: the patient has not consented to sharing with NAV" if not event.consent.share_with_nav
+               else "NAV gets no copy: the messages carry the clinical note, which is not for a non-health receiver")
+        skipped.append(Skipped(wanted.role, "/".join(wanted.find), None, why))
         return None
+    # PLO Helseopplysninger belong to an inpatient stay: without one, PLO is not a format to offer.
+    formats = [f for f in wanted.formats if f != PLO or event.inpatient_stay is not None]
     for step, target in enumerate(wanted.find, start=1):
+        relation: str | None = None
+        found: tuple[Party, str] | None
         if target == "fastlege":
-            found = _fastlege(event, register, skipped, wanted.role)
+            gp = _fastlege(event, register, skipped, wanted.role)
+            found = (gp[0], gp[1]) if gp else None
+            relation = gp[2] if gp else None
         elif target == "sykehus":
             found = _sykehus(event, register, earlier, skipped, wanted.role)
         else:
@@ -167,17 +185,19 @@ def _receiver(event: Kartlegging, register: Register, rule: Rule, wanted: Receiv
         if address is None:
             skipped.append(Skipped(wanted.role, target, party.herid, "has no parent organisation in the registry"))
             continue
-        fmt = next((f for f in wanted.formats if f in party.formats), None)
+        fmt = next((f for f in formats if f in party.formats), None)
         if fmt is None:
+            no_stay = " (PLO only for an inpatient stay)" if PLO in wanted.formats and PLO not in formats else ""
             if wanted.optional:
                 skipped.append(Skipped(wanted.role, target, party.herid,
-                                       f"accepts none of {', '.join(wanted.formats)}"))
+                                       f"accepts none of {', '.join(formats) or 'the formats left'}{no_stay}"))
                 return None
             raise Parked(Reason.NO_ACCEPTED_FORMAT, f"{wanted.role} {party.herid} accepts none of "
-                         f"{', '.join(wanted.formats)} (registry: {', '.join(party.formats) or 'nothing'})")
+                         f"{', '.join(formats) or 'the formats left'} "
+                         f"(registry: {', '.join(party.formats) or 'nothing'}){no_stay}")
         chain = f" (fallback step {step} of {len(wanted.find)})" if len(wanted.find) > 1 else ""
         return Mottaker(wanted.role, address, f"rule {rule.name} ({rule.source}): {wanted.role} = {target} "
-                        f"{party.herid}{chain}, {how}; {fmt} by {party.transport}", fmt, target, step > 1,
+                        f"{party.herid}{chain}, {how}; {fmt} by {party.transport}", fmt, target, step > 1, relation,
                         party.transport)
     if wanted.optional:
         return None

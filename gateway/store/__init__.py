@@ -16,11 +16,12 @@ from gateway.domain.history import Tidligere
 from gateway.messages.outbound import Melding
 from gateway.store.db import Database, open_database
 from gateway.store.events import END_STATES, EventOutcome, EventStore, Incoming, StoredEvent, patient_key
+from gateway.store.inbound import InboundRecord, InboundStore
 from gateway.store.queries import OperatorQueries
 from gateway.store.status import StatusChanges
 
-__all__ = ["END_STATES", "EventLog", "EventOutcome", "Incoming", "SqlStore", "Store", "StoredEvent", "open_store",
-           "patient_key"]
+__all__ = ["END_STATES", "EventLog", "EventOutcome", "InboundRecord", "Incoming", "SqlStore", "Store", "StoredEvent",
+           "open_store", "patient_key"]
 
 
 class EventLog(Protocol):
@@ -34,8 +35,10 @@ class EventLog(Protocol):
 
     def messages(self, ref: int | None = None) -> list[dict[str, Any]]: ...
 
-    def record_apprec(self, apprec_id: str, original_msg_id: str, status: str, errors: list[dict[str, Any]]
-                      ) -> str | None: ...
+    def record_apprec(self, apprec_id: str, original_msg_id: str, status: str, errors: list[dict[str, Any]],
+                      sender_herids: Sequence[str] = (), receiver_herids: Sequence[str] = ()) -> str | None: ...
+
+    def record_inbound(self, item: InboundRecord) -> int: ...
 
     def mark_overdue(self, sent_before: datetime) -> list[dict[str, Any]]: ...
 
@@ -66,12 +69,16 @@ class Store(EventLog, Protocol):
 
     def events(self) -> list[dict[str, Any]]: ...
 
+    def inbound(self, *, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    def inbound_item(self, ref: int) -> dict[str, Any] | None: ...
+
     def history(self, entity: str, ref: str) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
 
 
-class SqlStore(EventStore, OperatorQueries, StatusChanges):
+class SqlStore(EventStore, InboundStore, OperatorQueries, StatusChanges):
     """The store on one database connection (SQLite or PostgreSQL)."""
 
     def __init__(self, db: Database) -> None:

@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from gateway.messages.validation import explain_with_xmlschema, validate_message
-from tests.conftest import FIXTURES, Delivery, GatewayProcess, Rabbit
+from tests.conftest import FIXTURES, SERVED, Delivery, GatewayProcess, Rabbit
 from tests.factories import cli
 
 NS = {"mh": "http://www.kith.no/xmlstds/msghead/2006-05-24", "dia": "http://www.kith.no/xmlstds/dialog/2013-01-23",
@@ -41,24 +41,28 @@ def good_events() -> list[tuple[str, dict[str, Any]]]:
 
 D, P = "dialogmelding-1.1", "plo-1.6"
 # Who each fixture event must reach (fixtures/README.md): written out by hand, independent of the code.
+# Issue 13: one kommune contact point per rule (no PLO copy to saksbehandling; PLO only for an inpatient
+# stay, which no fixture event has), NAV never. Messages to a hospital the gateway serves (GATEWAY_SERVED_HERIDS:
+# 8100601, 8100701, 8100801) land on that party's queue, which the gateway reads: they are handed on to the
+# hospital system on gateway.inbound (SERVED below).
 EXPECTED: dict[str, dict[int, str]] = {
-    "01-sp1-bergen-brystkreft.json": {8100101: D, 8100104: P, 8100901: D},
-    "02-sp2-trondheim-lungekreft.json": {8100203: D, 8100204: P, 8101001: D},  # Trondheim: kreftkoordinator first
-    "03-sp2-bodo-prostata-vikar.json": {8100301: D, 8100304: P, 8101101: D},
+    "01-sp1-bergen-brystkreft.json": {8100101: D, 8100901: D},
+    "02-sp2-trondheim-lungekreft.json": {8100203: D, 8101001: D},  # Trondheim: kreftkoordinator first
+    "03-sp2-bodo-prostata-vikar.json": {8100301: D, 8101101: D},
     "04-sp3-bergen-kommune.json": {8100902: D, 8100601: D},
     "05-sp4-trondheim-kommune-vikar.json": {8101002: D, 8100701: D},
     "06-sp5-bodo-kommune.json": {8101101: D, 8100801: D},
     "07-sp1-hamar-skipper-nedlagt-enhet.json": {8100405: D, 8101201: D},
     "08-sp1-bergen-reservasjon.json": {},
-    "09-sp2-bergen-ukjente-felt.json": {8100101: D, 8100104: P, 8100902: D},
+    "09-sp2-bergen-ukjente-felt.json": {8100101: D, 8100902: D},
     # the field's cases
-    "10-sp1-bodo-onsker-kreftkoordinator.json": {8100301: D, 8100304: P, 8101101: D,
+    "10-sp1-bodo-onsker-kreftkoordinator.json": {8100301: D, 8101101: D,
                                                  8100302: D},  # Bodø has no kreftkoordinator: koordinerende enhet
-    "11-sp2-bergen-individuell-plan.json": {8100101: D, 8100104: P, 8100901: D, 8100102: D},
-    "12-sp1-bergen-barn.json": {8100101: D, 8100104: P, 8100902: D, 8100105: D},
+    "11-sp2-bergen-individuell-plan.json": {8100101: D, 8100901: D, 8100102: D},
+    "12-sp1-bergen-barn.json": {8100101: D, 8100902: D, 8100105: D},
     "13-sp1-trondheim-takket-nei-med-samtykke.json": {8100201: D, 8100203: D},
     "14-sp2-trondheim-takket-nei-uten-samtykke.json": {},
-    "15-sp1-bergen-to-sykehus.json": {8100101: D, 8100104: P, 8100901: D},
+    "15-sp1-bergen-to-sykehus.json": {8100101: D, 8100901: D},
 }
 BY_EVENT_ID = {json.loads((FIXTURES / "events" / name).read_text(encoding="utf-8"))["event_id"]: receivers
                for name, receivers in EXPECTED.items()}
@@ -92,6 +96,7 @@ def check_message(delivery: Delivery, event: dict[str, Any], to_herid: int, fmt:
     root = etree.fromstring(delivery.body)
     assert p.content_type == "application/xml"
     assert p.delivery_mode == 2
+    assert root.find("mh:MsgInfo/mh:ConversationRef", NS) is None  # every fixture message starts a conversation
     assert p.message_id == root.findtext("mh:MsgInfo/mh:MsgId", namespaces=NS)
     assert p.correlation_id == event["event_id"]
     assert p.type == root.find("mh:MsgInfo/mh:Type", NS).get("V") == TYPES[fmt]
@@ -121,16 +126,15 @@ def test_every_fixture_event_reaches_exactly_its_receivers(rabbit: Rabbit, gatew
         for herid, fmt in expected_receivers(event).items():
             expected.setdefault(herid, []).append((event, fmt))
         rabbit.publish_event(json.dumps(event).encode(), event["event_id"])
-    assert {f for w in expected.values() for _, f in w} == set(TYPES), "both formats are exercised"
     for herid, wanted in expected.items():
-        got = rabbit.take(f"{herid}_async", len(wanted))
+        got = rabbit.take_for(herid, len(wanted))  # a served party's copy is handed on on gateway.inbound
         assert len(got) == len(wanted), f"{herid}_async got {len(got)} of {len(wanted)}"
         by_event = {d.properties.correlation_id: d for d in got}
         for event, fmt in wanted:
             check_message(by_event[event["event_id"]], event, herid, fmt)
     # nothing else arrived anywhere: every queue of the registry is now empty
     for herid in PARTIES:
-        assert rabbit.take(f"{herid}_async", 1, timeout=0.2) == [], f"unexpected message for {herid}"
+        assert rabbit.take_for(herid, 1, timeout=0.2) == [], f"unexpected message for {herid}"
     assert rabbit.take("gateway.parked", 1, timeout=0.2) == []
 
 
@@ -153,7 +157,10 @@ def _mutations(good: dict[str, Any]) -> list[tuple[str, bytes, str]]:
          "EVENT_WMFG10_MISSING"),
         ("unknown kommune", variant(lambda e: e["patient"].__setitem__("kommunenummer", "9999")),
          "ROUTING_UNKNOWN_KOMMUNE"),
-        ("unknown sender", variant(lambda e: e["sender"].__setitem__("herid", 1)), "ROUTING_UNKNOWN_SENDER"),
+        # issue 13: a publisher cannot send as a HER-id the gateway does not serve
+        ("unknown sender", variant(lambda e: e["sender"].__setitem__("herid", 1)), "EVENT_SENDER_NOT_SERVED"),
+        ("a registered but not served sender", variant(lambda e: e["sender"].__setitem__("herid", 8100101)),
+         "EVENT_SENDER_NOT_SERVED"),
     ]
 
 
@@ -171,7 +178,7 @@ def test_bad_events_are_parked_and_the_consumer_goes_on(rabbit: Rabbit, gateway:
         assert good["patient"]["fnr"] not in d.headers["x-reason"]
         assert good["patient"]["family_name"] not in d.headers["x-reason"]
     for herid in expected_receivers(good):
-        assert len(rabbit.take(f"{herid}_async", 1)) == 1, f"{name} did not reach {herid} after the bad events"
+        assert len(rabbit.take_for(herid, 1)) == 1, f"{name} did not reach {herid} after the bad events"
     assert gateway.proc is not None and gateway.proc.poll() is None
 
 
@@ -179,7 +186,7 @@ def test_redelivered_event_sends_no_second_message(rabbit: Rabbit, gateway: Gate
     _, good = next((n, e) for n, e in good_events() if e["samhandlingspunkt"] == 2
                    and not e["consent"]["objects_to_sharing"])
     rabbit.publish_event(json.dumps(good).encode(), good["event_id"])
-    herid = sorted(expected_receivers(good))[0]
+    herid = sorted(h for h in expected_receivers(good) if h not in SERVED)[0]
     first = rabbit.take(f"{herid}_async", 1)
     rabbit.publish_event(json.dumps(good).encode(), good["event_id"])
     assert rabbit.take(f"{herid}_async", 1, timeout=2) == []
@@ -196,7 +203,8 @@ def test_no_patient_data_in_any_log_line(rabbit: Rabbit, gateway: GatewayProcess
     received = 0
     for herid in PARTIES:
         received += len(rabbit.take(f"{herid}_async", 50, timeout=0.5))
-    rabbit.take("gateway.parked", 6)
+    received += len(rabbit.take("gateway.inbound", 50, timeout=0.5))  # to served parties: handed on
+    rabbit.take("gateway.parked", 7)
     assert gateway.stop() == 0
     log = gateway.log_text()
     assert received >= total and log.count('"event.sent"') >= len([e for _, e in events if expected_receivers(e)])

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.domain.kartlegging import TOPICS, Kartlegging, Topic, parse_event
+from gateway.domain.kartlegging import TOPICS, InpatientStay, Kartlegging, Topic, parse_event
 from gateway.domain.registry import load_register
 from gateway.errors import Parked, Reason
 from gateway.messages.apprec import AppRecError, Status, build_apprec
@@ -38,8 +38,10 @@ def kartlegginger(draw: st.DrawFn) -> Kartlegging:
     codes = draw(st.lists(st.sampled_from(sorted(TOPICS)), unique=True, max_size=13))
     topics = tuple(Topic(c, draw(st.booleans()), draw(FREE_TEXT)) for c in codes)
     contact = replace(BASE.sender.contact, name=draw(NORSK.filter(str.strip)), role=draw(NORSK.filter(str.strip)))
+    stay = draw(st.one_of(st.none(), st.builds(InpatientStay, st.dates(date(2026, 2, 1), date(2026, 3, 1)))))
     return replace(
         BASE,
+        inpatient_stay=stay,
         sender=replace(BASE.sender, name=draw(NORSK.filter(str.strip)), contact=contact),
         diagnosis=replace(BASE.diagnosis, text=draw(NORSK.filter(str.strip))),
         assessment=replace(
@@ -62,7 +64,9 @@ def _both_valid(xml: bytes) -> None:
 @given(kartlegginger())
 def test_every_emitted_type_is_valid_in_both_validators(event: Kartlegging) -> None:
     meldinger = build_meldinger(event, route(event, REGISTER), NOW)
-    assert {m.msg_type for m in meldinger} == {"DIALOG_HELSEFAGLIG", "HELSEOPPL_SOKNAD"}
+    # Trondheim's own rule: saksbehandling gets PLO, and only while the patient is admitted (issue 13)
+    types = {"DIALOG_HELSEFAGLIG", "HELSEOPPL_SOKNAD"} if event.inpatient_stay else {"DIALOG_HELSEFAGLIG"}
+    assert {m.msg_type for m in meldinger} == types
     for melding in meldinger:
         _both_valid(melding.xml)
     for version in ("1.0", "1.1"):
@@ -131,7 +135,7 @@ def test_a_template_that_drops_the_mandatory_block_is_refused(tmp_path: Path) ->
     fixed.mkdir()
     (fixed / "notat.txt.j2").write_text((tmp_path / "notat.txt.j2").read_text() + "{{ e.sender.contact.phone }}\n",
                                         encoding="utf-8")
-    assert len(build_meldinger(BASE, route(BASE, REGISTER), NOW, Folders(templates=str(fixed)))) == 3
+    assert len(build_meldinger(BASE, route(BASE, REGISTER), NOW, Folders(templates=str(fixed)))) == 2
 
 
 PLO_SAMPLES = sorted((ROOT / "fixtures" / "samples" / "plo-1.6").glob("*.xml"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.domain.kartlegging import Kartlegging, Topic, parse_event
+from gateway.domain.kartlegging import InpatientStay, Kartlegging, Topic, parse_event
 from gateway.domain.registry import load_register
 from gateway.messages.validation import MessageInvalid, explain_with_xmlschema, validate_message
 from gateway.pipeline import build_meldinger
@@ -28,8 +28,12 @@ SAMPLES = ROOT / "fixtures" / "samples" / "dialogmelding-1.1"
 BROKEN_SAMPLE = "helsenorge_MetadataTestsDialogmelding11.xml"
 
 
+ADMITTED = replace(EVENT, inpatient_stay=InpatientStay(date(2026, 1, 30)))
+
+
 def build(event: Kartlegging = EVENT) -> list[bytes]:
-    """Dialogmelding to the forvaltningsenhet, PLO to saksbehandling, Dialogmelding to the fastlege."""
+    """Dialogmelding to the forvaltningsenhet and to the fastlege; with an inpatient stay (``ADMITTED``) the
+    forvaltningsenhet, which reads PLO, gets PLO Helseopplysninger instead."""
     return [m.xml for m in build_meldinger(event, route(event, REGISTER), NOW)]
 
 
@@ -40,14 +44,15 @@ def note(xml: bytes) -> str:
 
 
 def test_messages_validate_with_both_validators() -> None:
-    for xml in build():
+    for xml in build() + build(ADMITTED):
         validate_message(xml)
         assert explain_with_xmlschema(xml) == []
 
 
-@pytest.mark.parametrize("index", [0, 1, 2], ids=["forvaltningsenhet", "saksbehandling-plo", "fastlege"])
-def test_note_carries_the_mandatory_content(index: int) -> None:
-    text = note(build()[index])
+@pytest.mark.parametrize(("admitted", "index"), [(False, 0), (True, 0), (False, 1)],
+                         ids=["forvaltningsenhet", "forvaltningsenhet-plo", "fastlege"])
+def test_note_carries_the_mandatory_content(admitted: bool, index: int) -> None:
+    text = note(build(ADMITTED if admitted else EVENT)[index])
     e = EVENT
     for needle in (e.sender.name, e.sender.contact.name, e.sender.contact.phone, e.sender.contact.role,
                    e.diagnosis.text, e.diagnosis.icd10, "WMFG10", "03.02.2026", "6 av 10",
@@ -60,10 +65,11 @@ def test_note_carries_the_mandatory_content(index: int) -> None:
 
 
 def test_addresses_and_patient_in_msghead() -> None:
-    fvt, plo, gp = (etree.fromstring(x) for x in build())
+    fvt, gp = (etree.fromstring(x) for x in build())
+    plo = etree.fromstring(build(ADMITTED)[0])
     assert plo.find("mh:MsgInfo/mh:Type", NS).get("V") == "HELSEOPPL_SOKNAD"
     assert plo.xpath("mh:MsgInfo/mh:Receiver/mh:Organisation/mh:Organisation/mh:Ident/mh:Id/text()",
-                     namespaces=NS) == ["8100104"]
+                     namespaces=NS) == ["8100101"]
     assert fvt.xpath("mh:MsgInfo/mh:Receiver/mh:Organisation/mh:Ident/mh:Id/text()", namespaces=NS) == ["8100100"]
     assert fvt.xpath("mh:MsgInfo/mh:Receiver/mh:Organisation/mh:Organisation/mh:Ident/mh:Id/text()",
                      namespaces=NS) == ["8100101"]
@@ -78,7 +84,7 @@ def test_addresses_and_patient_in_msghead() -> None:
 def test_msgid_is_stable_per_event_and_receiver() -> None:
     ids = [etree.fromstring(x).findtext("mh:MsgInfo/mh:MsgId", namespaces=NS) for x in build()]
     again = [etree.fromstring(x).findtext("mh:MsgInfo/mh:MsgId", namespaces=NS) for x in build()]
-    assert ids == again and len(set(ids)) == 3
+    assert ids == again and len(set(ids)) == 2
 
 
 def test_d_nummer_is_typed_dnr() -> None:

@@ -180,7 +180,8 @@ def test_msghead_envelope() -> None:
     info = root.find("mh:MsgInfo", NS)
     assert (info.find("mh:Type", NS).get("V"), info.find("mh:Type", NS).get("DN")) == MSG_TYPE
     assert info.findtext("mh:MIGversion", namespaces=NS) == "v1.2 2006-05-24"
-    assert info.findtext("mh:GenDate", namespaces=NS) == "2026-02-10T09:30:00+00:00"
+    # Issue 13: Norwegian local time with its offset, as the official samples carry it
+    assert info.findtext("mh:GenDate", namespaces=NS) == "2026-02-10T10:30:00+01:00"
     assert info.findtext("mh:MsgId", namespaces=NS) == MSG_ID
     sender = info.find("mh:Sender/mh:Organisation", NS)
     assert sender.findtext("mh:Ident/mh:Id", namespaces=NS) == "8200600"
@@ -200,7 +201,8 @@ def test_msghead_envelope() -> None:
                                                              "S": "2.16.578.1.12.4.1.1.8116"}
     ref_doc = root.find("mh:Document/mh:RefDoc", NS)
     assert ref_doc.find("mh:MsgType", NS).get("V") == "XML"
-    assert ref_doc.find("mh:IssueDate", NS).get("V") == "2026-02-10T09:30:00+00:00"
+    # the document's own date: when the kartlegging was completed (occurred_at), not GenDate
+    assert ref_doc.find("mh:IssueDate", NS).get("V") == "2026-02-09T15:00:00+01:00"
 
 
 def test_service_receiver_is_a_sub_organisation_without_role() -> None:
@@ -221,7 +223,7 @@ def test_d_nummer_is_typed_dnr() -> None:
 def test_dialogmelding_notat() -> None:
     notat = etree.fromstring(build()).find(".//dia:Dialogmelding/dia:Notat", NS)
     assert [etree.QName(c).localname for c in notat] == ["TemaKodet", "Tema", "TekstNotatInnhold", "DatoNotat",
-                                                        "RollerRelatertNotat"]
+                                                        "RollerRelatertNotat", "RollerRelatertNotat"]
     assert notat.find("dia:TemaKodet", NS).attrib == {"V": "6", "DN": "Henvendelse om pasient",
                                                       "S": "2.16.578.1.12.4.1.1.7322"}
     assert notat.findtext("dia:Tema", namespaces=NS) == "Behovskartlegging samhandlingspunkt 2 – Pakkeforløp hjem"

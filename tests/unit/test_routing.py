@@ -15,6 +15,7 @@ from gateway.domain.kartlegging import (
     Consent,
     Contact,
     Diagnosis,
+    InpatientStay,
     Kartlegging,
     Patient,
     Performer,
@@ -132,12 +133,21 @@ def test_unknown_sender_parks() -> None:
     assert info.value.code == Reason.UNKNOWN_SENDER
 
 
+STAY = InpatientStay(date(2026, 1, 28))
+
+
 def test_receiver_gets_the_first_preferred_format_it_accepts() -> None:
-    chosen = route(event(1), register(forvaltning_formats=("plo-1.6",)))
+    """The default rule prefers PLO for the kommune, but PLO only counts while the patient is admitted."""
+    admitted = replace(event(1), inpatient_stay=STAY)
+    chosen = route(admitted, register(forvaltning_formats=("plo-1.6",)))
     assert [(m.role, m.format) for m in chosen.receivers] == [("kommune", "plo-1.6"),
                                                                ("fastlege", "dialogmelding-1.1")]
-    both = route(event(1), register(forvaltning_formats=("plo-1.6", "dialogmelding-1.1")))
-    assert both.receivers[0].format == "dialogmelding-1.1"
+    both = register(forvaltning_formats=("plo-1.6", "dialogmelding-1.1"))
+    assert route(admitted, both).receivers[0].format == "plo-1.6"
+    assert route(event(1), both).receivers[0].format == "dialogmelding-1.1"
+    with pytest.raises(Parked) as info:  # a kommune contact point that reads only PLO, and no stay
+        route(event(1), register(forvaltning_formats=("plo-1.6",)))
+    assert info.value.code == Reason.NO_ACCEPTED_FORMAT and "inpatient stay" in info.value.reason
 
 
 def test_receiver_that_accepts_none_of_ours_parks() -> None:
@@ -147,16 +157,23 @@ def test_receiver_that_accepts_none_of_ours_parks() -> None:
     assert "dialogmelding-1.0" in info.value.reason
 
 
-def test_saksbehandling_that_reads_plo_gets_a_copy() -> None:
+def test_one_kommune_contact_point_by_default() -> None:
+    """Issue 13, point 7: the default rules no longer send saksbehandling a second, PLO copy."""
     saks = Party(8_900_013, "Saksbehandling", "service", parent_herid=KOMMUNE, service_type="saksbehandling",
-                 formats=("plo-1.6",))
-    chosen = route(event(2), register(extra=(saks,)))
-    assert [(m.role, m.herid, m.format) for m in chosen.receivers] == [
-        ("kommune", FORVALTNING, "dialogmelding-1.1"), ("saksbehandling", 8_900_013, "plo-1.6"),
-        ("fastlege", GP, "dialogmelding-1.1")]
-    no_plo = replace(saks, formats=DIALOG)
-    assert [m.role for m in route(event(2), register(extra=(no_plo,))).receivers] == ["kommune", "fastlege"]
+                 formats=("plo-1.6", "dialogmelding-1.1"))
+    for e in (event(2), replace(event(2), inpatient_stay=STAY)):
+        chosen = route(e, register(extra=(saks,)))
+        assert [(m.role, m.herid) for m in chosen.receivers] == [("kommune", FORVALTNING), ("fastlege", GP)]
     assert [m.role for m in route(event(3, sender=FORVALTNING), register(extra=(saks,))).receivers] == ["fastlege"]
+
+
+def test_a_vikar_is_addressed_as_vikar() -> None:
+    """Same rule and texts as the fastlege (role), but the message names a substitute as one (9034: 15)."""
+    gp = next(m for m in route(event(1, performed_on=date(2026, 7, 1)), register()).receivers
+              if m.role == "fastlege")
+    assert (gp.herid, gp.relation, gp.addressed_as) == (VIKAR, "vikar", "vikar")
+    regular = next(m for m in route(event(1), register()).receivers if m.role == "fastlege")
+    assert (regular.relation, regular.addressed_as) == ("fastlege", "fastlege")
 
 
 def write_rules(folder: Path, default: str, **kommuner: str) -> RuleSet:
@@ -198,14 +215,21 @@ def test_sp3_reaches_the_hospital_named_in_the_event_or_in_earlier_events() -> N
     assert any(s.target == "sykehus" and "no hospital contact" in s.why for s in unknown.skipped)
 
 
-def test_nav_only_with_consent() -> None:
+def test_nav_never_gets_the_clinical_note(tmp_path: Path) -> None:
+    """Issue 13, point 6: not from the defaults, and not from a kommune rule naming NAV, even with consent."""
     nav = Party(8_900_014, "NAV Testvik", "service", parent_herid=KOMMUNE, service_type="nav", formats=DIALOG)
-    without = route(event(1), register(extra=(nav,)))
-    assert 8_900_014 not in [m.herid for m in without.receivers]
-    assert any(s.role == "nav" and s.why.startswith("consent") for s in without.skipped)
+    rules = write_rules(tmp_path, DEFAULT, k4601=OVERRIDE + """      - role: nav
+        find: [nav]
+        formats: [dialogmelding-1.1]
+        optional: true
+""")
     e = event(1)
-    with_consent = route(replace(e, consent=replace(e.consent, share_with_nav=True)), register(extra=(nav,)))
-    assert [m.role for m in with_consent.receivers] == ["kommune", "fastlege", "nav"]
+    chosen = route(replace(e, consent=replace(e.consent, share_with_nav=True)), register(extra=(nav,)), rules)
+    assert 8_900_014 not in [m.herid for m in chosen.receivers]
+    assert any(s.role == "nav" and "clinical note" in s.why for s in chosen.skipped)
+    without = route(e, register(extra=(nav,)), rules)
+    assert any(s.role == "nav" and s.why.startswith("consent") for s in without.skipped)
+    assert route(replace(e, consent=replace(e.consent, share_with_nav=True)), register(extra=(nav,))).receivers
 
 
 def test_override_walks_its_fallback_chain(tmp_path: Path) -> None:
@@ -252,10 +276,10 @@ def line_of(needle: str, offset: int = 0) -> int:
     [
         (("[forvaltningsenhet]", "[tildeling]"),
          rf"default.yaml:{line_of('find: [forvaltningsenhet]', -1)}: unknown receiver 'tildeling'"),
-        (("[dialogmelding-1.1, plo-1.6]", "[dialogmelding-1.0]"),
-         rf"default.yaml:{line_of('formats: [dialogmelding-1.1, plo-1.6]', -2)}: unknown format 'dialogmelding-1.0'"),
-        (("optional: true\n      - role: fastlege", "optionl: true\n      - role: fastlege"),
-         rf"default.yaml:{line_of('role: saksbehandling')}: unknown key\(s\) optionl"),
+        (("[plo-1.6, dialogmelding-1.1]", "[dialogmelding-1.0]"),
+         rf"default.yaml:{line_of('formats: [plo-1.6, dialogmelding-1.1]', -2)}: unknown format 'dialogmelding-1.0'"),
+        (("optional: true\n\nadditions", "optionl: true\n\nadditions"),
+         rf"default.yaml:{line_of('role: sykehus')}: unknown key\(s\) optionl"),
         (("samhandlingspunkt: [3, 4, 5]", "samhandlingspunkt: [3, 4]"), "no default rule for samhandlingspunkt 5"),
         (("      samhandlingspunkt: [1, 2]\n    receivers", "      samhandlingspunkt: [1, 7]\n    receivers"),
          rf"default.yaml:{line_of('name: sp1-sp2-fra-sykehuset', 2)}: samhandlingspunkt"),
