@@ -70,7 +70,8 @@ def test_searches_count_page_and_find_parked_events_by_the_kommune_in_their_body
     assert store.last_times()["message_sent"] is not None
     assert store.recent_receivers(since) == [8100101]
     assert store.apprec_problems() == []
-    store.record_apprec("a1", melding("s1", 8100101).msg_id, "2", [{"code": "E35", "text": "t", "detail": None}])
+    assert store.record_apprec("a1", melding("s1", 8100101).msg_id, "2", [{"code": "E35", "text": "t", "detail": None}],
+                               sender_herids=("8100101",), receiver_herids=("1",)) == "rejected"
     assert [r["status"] for r in store.apprec_problems()] == ["rejected"]
     assert [r["status"] for r in store.answered_since(since)] == ["rejected"]
 
