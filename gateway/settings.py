@@ -101,8 +101,43 @@ SETTINGS: tuple[Setting, ...] = (
             "Days within which a second hospital's SP1/SP2 flags the event (0 turns the check off).",
             "two_hospitals_window_days", _int, _at_least(0)),
     Setting("GATEWAY_OPERATOR", "(the login name)",
-            "Name recorded beside the OS login in the audit trail for operator commands.", "operator"),
+            "Name recorded beside the OS login in the audit trail for operator commands.", "operator",
+            str, lambda v: _operator_name_problem(v)),
+    Setting("GATEWAY_SECRET_FILE", "var/gateway.secret",
+            "File with this installation's secret for the keyed patient hash; made (0600) at first start. Keep it "
+            "outside the store and back it up: without it the store cannot find a patient's earlier events.",
+            "secret_file", Path),
+    Setting("GATEWAY_SYNTHETIC_FNR", "refuse",
+            "Synthetic test fødselsnumre (month + 80): refuse (production) or accept (test and demo installations).",
+            "synthetic_fnr", str, _one_of("refuse", "accept")),
+    Setting("GATEWAY_MAX_AGE_YEARS", "120", "A patient older than this on the day of the kartlegging is parked.",
+            "max_age_years", _int, _at_least(1)),
+    Setting("GATEWAY_MAX_PAST_DAYS", "1095",
+            "A kartlegging performed more than this many days before it arrives is parked (0 turns the check off).",
+            "max_past_days", _int, _at_least(0)),
+    Setting("GATEWAY_MAX_FUTURE_DAYS", "1",
+            "A kartlegging dated more than this many days after it arrives is parked (0 turns the check off).",
+            "max_future_days", _int, _at_least(0)),
+    Setting("GATEWAY_MAX_EVENT_BYTES", "1048576",
+            "Largest event body read; a larger one is parked unread, kept as its size and SHA-256 only.",
+            "max_event_bytes", _int, _at_least(4096)),
+    Setting("GATEWAY_MAX_RECEIPT_BYTES", "1048576",
+            "Largest AppRec body read; a larger one is parked unread, kept as its size and SHA-256 only.",
+            "max_receipt_bytes", _int, _at_least(4096)),
+    Setting("GATEWAY_REGISTRY_MAX_REMOVE_SHARE", "0.1",
+            "Share of the parties or GP rows in the store a registry import may remove without --force.",
+            "registry_max_remove_share", _float, lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
+    Setting("GATEWAY_RETRY_CAP_SECONDS", "30",
+            "Longest wait between two tries while the store or the broker is unavailable (bounded, jittered "
+            "backoff; the gateway keeps trying until it is stopped).", "retry_cap_seconds", _float, _at_least(0.1)),
 )
+
+def _operator_name_problem(value: str) -> str | None:
+    """An operator's name goes into the audit trail: printable, one line, short."""
+    if len(value) > 64 or any(not c.isprintable() for c in value):
+        return "must be at most 64 printable characters on one line"
+    return None
+
 
 _UNSET_DEFAULTS = {"GATEWAY_REGISTRY", "GATEWAY_ROUTES", "GATEWAY_TEMPLATE_DIR", "GATEWAY_SCHEMA_DIR",
                    "GATEWAY_OPERATOR"}
@@ -125,6 +160,15 @@ class Settings:
     overdue_check_seconds: float = 60.0
     two_hospitals_window_days: int = 90
     operator: str = ""
+    secret_file: Path = Path("var/gateway.secret")
+    synthetic_fnr: str = "refuse"
+    max_age_years: int = 120
+    max_past_days: int = 1095
+    max_future_days: int = 1
+    max_event_bytes: int = 1024 * 1024
+    max_receipt_bytes: int = 1024 * 1024
+    retry_cap_seconds: float = 30.0
+    registry_max_remove_share: float = 0.1
 
     @property
     def registry_in_store(self) -> bool:

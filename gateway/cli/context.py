@@ -3,10 +3,12 @@ errors that say what was wrong and what to do instead of a traceback."""
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 
 import click
 
+from gateway.domain.kartlegging import Checks
 from gateway.domain.registry import Register, RegisterError, load_register
 from gateway.errors import ConfigurationError, StoreMissing, StoreUnavailable
 from gateway.pipeline import Folders
@@ -14,6 +16,7 @@ from gateway.routing.rules import RuleError, RuleSet, load_rules
 from gateway.settings import Settings
 from gateway.store import SqlStore, open_store
 from gateway.store.registry import StoreRegister
+from gateway.store.secret import load_or_create_secret, read_secret
 
 
 def settings() -> Settings:
@@ -23,12 +26,27 @@ def settings() -> Settings:
         raise click.ClickException(f"configuration: {exc}") from exc
 
 
-def store(s: Settings | None = None, *, create: bool = False) -> SqlStore:
+def secret(s: Settings, *, create: bool) -> bytes | None:
+    """The installation's secret for the keyed patient hash (GATEWAY_SECRET_FILE); ``gateway run`` makes it at
+    first start, read-only tools only read it (None when there is none yet)."""
+    try:
+        return load_or_create_secret(s.secret_file) if create else read_secret(s.secret_file)
+    except ConfigurationError as exc:
+        raise click.ClickException(f"GATEWAY_SECRET_FILE: {exc}") from exc
+    except OSError as exc:
+        raise click.ClickException(f"GATEWAY_SECRET_FILE {s.secret_file} cannot be read or made: "
+                                   f"{exc.strerror}") from exc
+
+
+def store(s: Settings | None = None, *, create: bool = False, keyed: bool = False) -> SqlStore:
     """The store named by GATEWAY_STORE_URL. Read-only commands (``create=False``) refuse a SQLite file that
-    does not exist, so a typo in the URL is an error instead of an empty answer."""
+    does not exist, so a typo in the URL is an error instead of an empty answer. ``keyed``: bound to the
+    installation's secret (made if missing) for commands that write or look up patient keys."""
     s = s or settings()
     try:
-        return open_store(s.store_url, create=create)
+        return open_store(s.store_url, create=create, secret=secret(s, create=True) if keyed else None)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
     except StoreMissing as exc:
         raise click.ClickException(str(exc)) from exc
     except (ValueError, StoreUnavailable) as exc:
@@ -64,8 +82,22 @@ def folders(s: Settings) -> Folders:
     return Folders(templates=str(s.template_dir), schemas=str(s.schema_dir))
 
 
+def checks(s: Settings) -> Checks:
+    return Checks(accept_synthetic=s.synthetic_fnr == "accept", max_age_years=s.max_age_years,
+                  max_past_days=s.max_past_days, future_days=s.max_future_days)
+
+
+def os_login() -> str:
+    """The OS account running the command, from the process's user id: ``getpass.getuser`` reads $USER and
+    $LOGNAME first, which anyone can set, and the audit trail must name who really acted."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a container user without a passwd entry
+        return f"uid {os.getuid()}"
+
+
 def operator(s: Settings, given: str | None = None) -> str:
     """Who acts, for the audit trail: the OS login, with a given name (option or GATEWAY_OPERATOR) beside it."""
-    login = getpass.getuser()
+    login = os_login()
     named = given or s.operator
     return login if not named or named == login else f"{login} ({named})"

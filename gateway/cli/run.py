@@ -12,6 +12,7 @@ from kombu import Connection
 from gateway.cli import context
 from gateway.delivery.bus import AmqpPublisher, declare_topology
 from gateway.delivery.consumer import EventHandler, KartleggingConsumer
+from gateway.delivery.policy import Periodic
 from gateway.delivery.receipts import AppRecTracker, apprec_queue
 from gateway.logs import configure, log
 
@@ -23,20 +24,23 @@ def run() -> None:
     configure(settings.log_format)
     register = context.register(settings)
     rules = context.rules(settings)
-    store = context.store(settings, create=True)
+    store = context.store(settings, create=True, keyed=True)
     publisher = AmqpPublisher(settings.broker_url)
     handler = EventHandler(register, store, publisher, rules=rules, window_days=settings.two_hospitals_window_days,
-                           folders=context.folders(settings))
-    tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
+                           folders=context.folders(settings), checks=context.checks(settings))
     receipts = apprec_queue(settings.own_herid)
     with Connection(settings.broker_url, heartbeat=30) as connection:
         declare_topology(connection)
         consumer = KartleggingConsumer(
             connection, handler, settings.prefetch,
-            periodic=[(settings.overdue_check_seconds, tracker.check_overdue)],
             extra_consumers=lambda Consumer, channel: [
                 Consumer(queues=[receipts], on_message=tracker.on_message, prefetch_count=settings.prefetch)],
+            max_event_bytes=settings.max_event_bytes, retry_cap=settings.retry_cap_seconds,
         )
+        # One failure policy for every loop: the receipt consumer and the overdue check share the batcher's.
+        tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours, policy=consumer.policy,
+                                max_bytes=settings.max_receipt_bytes)
+        consumer.periodic = [Periodic(settings.overdue_check_seconds, tracker.check_overdue, "overdue_check")]
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("consumer.stopping", signal=signal.Signals(signum).name)

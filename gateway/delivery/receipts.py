@@ -13,11 +13,13 @@ from kombu import Queue
 from kombu.message import Message
 
 from gateway.delivery.bus import Publisher, parked_out, receiver_queue_name
+from gateway.delivery.policy import FailurePolicy, guard_message, raw_body
 from gateway.errors import Reason
 from gateway.logs import log
 from gateway.messages.apprec import parse_apprec
 from gateway.messages.validation import MessageInvalid
 from gateway.store import EventLog
+from gateway.store.events import oversized_stub
 
 
 def apprec_queue(own_herid: int) -> Queue:
@@ -25,10 +27,14 @@ def apprec_queue(own_herid: int) -> Queue:
 
 
 class AppRecTracker:
-    def __init__(self, store: EventLog, publisher: Publisher, deadline_hours: float = 96.0) -> None:
+    def __init__(self, store: EventLog, publisher: Publisher, deadline_hours: float = 96.0, *,
+                 policy: FailurePolicy | None = None, max_bytes: int = 1024 * 1024) -> None:
         self.store = store
         self.publisher = publisher
         self.deadline = timedelta(hours=deadline_hours)
+        # gateway run passes the consumer's policy, so receipts wait out an outage like the event path does
+        self.policy = policy or FailurePolicy()
+        self.max_bytes = max_bytes
 
     def handle(self, body: bytes, message_id: str | None = None) -> str:
         """The outcome: acknowledged, rejected or parked."""
@@ -53,9 +59,21 @@ class AppRecTracker:
         log.warning("apprec.parked", reason_code=str(code), reason=reason)
 
     def on_message(self, message: Message) -> None:
+        """Under the shared failure policy (gateway.delivery.policy): never raises into the consumer loop."""
         props: dict[str, Any] = message.properties or {}
-        self.handle(message.body, props.get("message_id"))
-        message.ack()
+        body, message_id = raw_body(message), props.get("message_id")
+        if len(body) > self.max_bytes:
+            size = len(body)
+            body = oversized_stub(body)
+            guard_message(self.policy, "apprec", lambda: self._park(
+                body, message_id, Reason.APPREC_TOO_LARGE,
+                f"the AppRec is {size} bytes, more than the limit; kept only as its size and SHA-256"),
+                lambda _e: None, message.ack)
+            return
+        guard_message(self.policy, "apprec", lambda: self.handle(body, message_id),
+                      lambda error_type: self._park(body, message_id, Reason.INTERNAL_ERROR,
+                                                    f"unexpected {error_type} while reading the AppRec; see the log"),
+                      message.ack)
 
     def check_overdue(self, now: datetime | None = None) -> list[dict[str, Any]]:
         late = self.store.mark_overdue((now or datetime.now(UTC)) - self.deadline)

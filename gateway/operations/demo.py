@@ -17,13 +17,14 @@ from gateway.delivery.bus import (
     receiver_queue_name,
 )
 from gateway.delivery.consumer import EventHandler, Handled, drain_until_idle
-from gateway.domain.kartlegging import event_id_of
+from gateway.domain.kartlegging import Checks, event_id_of
 from gateway.domain.registry import Register
 from gateway.errors import GatewayError
 from gateway.pipeline import Folders
 from gateway.routing.rules import RuleSet
 from gateway.store import open_store
 
+DEMO_CHECKS = Checks(accept_synthetic=True, max_past_days=0, future_days=0)
 MARKER = ".gateway-demo"  # the demo only ever empties a folder that carries this file
 
 
@@ -102,7 +103,9 @@ def run_demo(*, broker: str, events_dir: Path, out: Path, register: Register, ru
                 event_id = event_id_of(body)
                 names[event_id or path.stem] = path.name
                 publisher.publish_event(body, event_id or path.stem)
-            handler = EventHandler(register, store, publisher, rules=rules, window_days=window_days, folders=folders)
+            # The fixture world has fixed dates and synthetic numbers: no checks against today's date.
+            handler = EventHandler(register, store, publisher, rules=rules, window_days=window_days, folders=folders,
+                                   checks=DEMO_CHECKS)
             drain_until_idle(connection, handler, prefetch, on_handled=results.append)
             receivers = sorted({receiver_queue_name(m["to_herid"]) for m in store.messages()})
             result.queues = {q: queue_depth(connection, q) for q in receivers}

@@ -17,15 +17,31 @@ from typing import Any
 
 from gateway.domain.history import Tidligere
 from gateway.domain.kartlegging import Contact
+from gateway.errors import ConfigurationError
 from gateway.messages.outbound import Melding
 from gateway.store.db import Database, Tx
+from gateway.store.secret import fingerprint, keyed_hash
 
 END_STATES = ("sent", "not_shared", "declined")  # a duplicate of an event in these is only noted
 
 
-def patient_key(fnr: str) -> str:
-    """How the store finds a patient's earlier events without another copy of the number in clear."""
-    return hashlib.sha256(("pakkeforlop-hjem/" + fnr).encode()).hexdigest()
+def oversized_stub(body: bytes) -> bytes:
+    """What the store and gateway.parked keep of a body over the size limit (docs/limits.md): its size and
+    SHA-256, by which the sender finds the original. Keeping the body itself would let one publisher fill the
+    store and the broker (issue 12: ten 40 MB events took 460 MB of store)."""
+    return json.dumps({"gateway": "body not kept: larger than the limit (docs/limits.md)", "bytes": len(body),
+                       "sha256": hashlib.sha256(body).hexdigest()}).encode()
+
+
+def same_content(a: bytes, b: bytes) -> bool:
+    """Whether two bodies with one event_id say the same: equal bytes, or equal JSON (a sender that serialises
+    the same event again with other spacing or key order sends the same event)."""
+    if a == b:
+        return True
+    try:
+        return bool(json.loads(a) == json.loads(b))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
 
 
 def dedupe_key(item: Incoming) -> str:
@@ -63,9 +79,13 @@ def now_utc() -> str:
 
 @dataclass(frozen=True)
 class StoredEvent:
+    """``conflict_with``: this delivery reused the event_id of stored event ``conflict_with`` with another
+    body; it is stored as its own event (so the operator sees both) and parked with EVENT_ID_CONFLICT."""
+
     ref: int
     status: str
     attempts: int = 1
+    conflict_with: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,7 @@ class Incoming:
     event_id: str | None
     amqp_message_id: str | None
     content_type: str | None = None
+    original_size: int | None = None  # set when the body was over the limit and ``body`` is its stub
 
 
 @dataclass(frozen=True)
@@ -110,12 +131,47 @@ class EventStore:
     """The consumer's and the receipt tracker's view of the store."""
 
     db: Database
+    secret: bytes
+
+    def patient_key(self, fnr: str) -> str:
+        """How the store finds a patient's earlier events without another copy of the number in clear: an HMAC
+        keyed with the installation's secret (gateway.store.secret), not reversible by trying every number."""
+        return keyed_hash(self.secret, fnr)
+
+    def bind_secret(self, secret: bytes) -> int:
+        """Use the installation's secret. The store keeps its fingerprint: another secret is refused (it would
+        silently lose every patient's history); a store without one (new, or keyed before issue 12 with a plain
+        hash) has every patient_key computed again from the stored bodies. Returns how many were re-keyed."""
+        mark = fingerprint(secret)
+
+        def work(tx: Tx) -> int:
+            row = tx.one("SELECT fingerprint FROM store_secret")
+            if row is not None:
+                if row["fingerprint"] != mark:
+                    raise ConfigurationError(
+                        "GATEWAY_SECRET_FILE holds another secret than the one this store was keyed with; use the "
+                        "installation's secret file (every replica needs the same copy)")
+                return 0
+            rekeyed = 0
+            for r in tx.all("SELECT id, body FROM events WHERE patient_key IS NOT NULL"):
+                fnr = _fnr_of(bytes(r["body"]))
+                tx.execute("UPDATE events SET patient_key = ? WHERE id = ?",
+                           (keyed_hash(secret, fnr) if fnr else None, r["id"]))
+                rekeyed += 1
+            tx.execute("INSERT INTO store_secret(fingerprint, since) VALUES (?, ?)", (mark, now_utc()))
+            return rekeyed
+
+        rekeyed = self.db.transaction(work)
+        self.secret = secret
+        return rekeyed
 
     def record_events(self, items: Sequence[Incoming]) -> list[StoredEvent]:
         """Record a batch of deliveries in one transaction, before any of them is acked."""
 
         def work(tx: Tx) -> list[StoredEvent]:
             keys = [dedupe_key(item) for item in items]
+            if not keys:
+                return []
             marks = ",".join("?" * len(keys))
             known = {r["dedupe_key"] for r in tx.all(f"SELECT dedupe_key FROM events WHERE dedupe_key IN ({marks})",
                                                      keys)}
@@ -140,7 +196,14 @@ class EventStore:
 
     def _record_again(self, tx: Tx, item: Incoming, key: str) -> StoredEvent:
         """An event the store already has: a duplicate, a redelivery after a crash, or a replay."""
-        row = tx.execute("SELECT id, status, attempts FROM events WHERE dedupe_key = ?", (key,)).fetchone()
+        row = tx.execute("SELECT id, status, attempts, body FROM events WHERE dedupe_key = ?", (key,)).fetchone()
+        has_messages = tx.one("SELECT 1 AS x FROM messages WHERE event_ref = ? LIMIT 1", (row["id"],)) is not None
+        if item.event_id and not same_content(bytes(row["body"]), item.body) and (
+                has_messages or row["status"] != "parked"):
+            # One event_id, two bodies: a receiver must never see one MsgId with two contents, and the first
+            # body must not be lost either. The new body becomes an event of its own, parked, so the operator
+            # sees both; its key is the body's hash, so the same conflicting delivery is recorded once.
+            return self._record_conflict(tx, item, row["id"], row["status"])
         if row["status"] in END_STATES:
             transition(tx, "event", row["id"], row["status"], None, "received again: duplicate")
             return StoredEvent(row["id"], row["status"], row["attempts"])
@@ -150,8 +213,14 @@ class EventStore:
             tx.execute("UPDATE events SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
             transition(tx, "event", row["id"], "routed", None, "delivered again: re-send")
             return StoredEvent(row["id"], "routed", row["attempts"] + 1)
-        # A parked event published again is a replay and starts afresh; any other state is a
-        # redelivery after a crash, which counts towards MAX_ATTEMPTS.
+        if row["status"] == "parked" and has_messages:
+            # Parked after its messages were built (retries exhausted): a replay re-sends those, byte for byte;
+            # building them again would give their MsgIds a second content.
+            tx.execute("UPDATE events SET status = 'routed', attempts = 1 WHERE id = ?", (row["id"],))
+            transition(tx, "event", row["id"], "routed", None, "replay of a parked event: re-send")
+            return StoredEvent(row["id"], "routed", 1)
+        # A parked event published again is a replay (or the sender's correction: nothing of it was sent) and
+        # starts afresh; any other state is a redelivery after a crash, which counts towards MAX_ATTEMPTS.
         replay = row["status"] == "parked"
         attempts = 1 if replay else row["attempts"] + 1
         tx.execute("UPDATE events SET body = ?, status = 'received', attempts = ? WHERE id = ?",
@@ -159,6 +228,21 @@ class EventStore:
         transition(tx, "event", row["id"], "received", None,
                          "replay of a parked event" if replay else f"delivered again after '{row['status']}'")
         return StoredEvent(row["id"], "received", attempts)
+
+    def _record_conflict(self, tx: Tx, item: Incoming, original: int, original_status: str) -> StoredEvent:
+        key = f"conflict:{item.event_id}:{hashlib.sha256(item.body).hexdigest()}"
+        row = tx.one("SELECT id, status, attempts FROM events WHERE dedupe_key = ?", (key,))
+        if row is not None:
+            tx.execute("UPDATE events SET status = 'received', attempts = attempts + 1 WHERE id = ?", (row["id"],))
+            transition(tx, "event", row["id"], "received", None, "conflicting version delivered again")
+            return StoredEvent(row["id"], "received", row["attempts"] + 1, conflict_with=original)
+        new = tx.execute("INSERT INTO events(event_id, dedupe_key, amqp_message_id, received_at, body, status) "
+                         "VALUES (?,?,?,?,?,?) RETURNING id",
+                         (None, key, item.amqp_message_id, now_utc(), item.body, "received")).fetchone()
+        transition(tx, "event", new["id"], "received", None, f"another version of event {original}")
+        transition(tx, "event", original, original_status, "EVENT_ID_CONFLICT",
+                   f"event {new['id']} reuses this event_id with another body (parked)")
+        return StoredEvent(new["id"], "received", 1, conflict_with=original)
 
     def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None:
         def work(tx: Tx) -> None:
@@ -243,7 +327,7 @@ class EventStore:
     def kartlegginger(self, fnrs: Iterable[str]) -> dict[str, list[Tidligere]]:
         """Each patient's newest SP1/SP2 kartlegginger that reached their receivers (at most
         HISTORY_DEPTH), newest first: all routing asks of the past. One query for a whole batch."""
-        keys = {patient_key(fnr): fnr for fnr in fnrs}
+        keys = {self.patient_key(fnr): fnr for fnr in fnrs}
         found: dict[str, list[Tidligere]] = {fnr: [] for fnr in keys.values()}
         if not keys:
             return found
@@ -265,3 +349,13 @@ def stored_melding(row: dict[str, Any], event_id: str | None) -> Melding:
     return Melding(msg_id=row["msg_id"], event_id=event_id or "", msg_type=row["msg_type"],
                    from_herid=row["from_herid"], to_herid=row["to_herid"], role=row["role"], why=row["why"],
                    generated_at=row["created_at"], xml=bytes(row["xml"]))
+
+
+def _fnr_of(body: bytes) -> str | None:
+    """The patient's number in a stored event body, to key it again; None for a body that has none."""
+    try:
+        data = json.loads(body)
+        fnr = data["patient"]["fnr"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError):
+        return None
+    return fnr if isinstance(fnr, str) else None

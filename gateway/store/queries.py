@@ -48,7 +48,7 @@ class OperatorQueries:
     def event(self, key: str) -> dict[str, Any] | None:
         """By event_id or by the store's own number."""
         rows = self.db.query("SELECT * FROM events WHERE event_id = ?", (key.lower(),))
-        if not rows and key.isdigit():
+        if not rows and key.isascii() and key.isdigit() and len(key) <= 18:  # a store number fits 64 bits
             rows = self.db.query("SELECT * FROM events WHERE id = ?", (int(key),))
         return rows[0] if rows else None
 
