@@ -141,7 +141,35 @@ SETTINGS: tuple[Setting, ...] = (
             "How often the EDI 2.0 outbox and inbox run (the outbox also backs off on its own).",
             "msh_poll_seconds", _float, _at_least(0.05)),
     Setting("GATEWAY_OPERATOR", "(the login name)",
-            "Name recorded beside the OS login in the audit trail for operator commands.", "operator"),
+            "Name recorded beside the OS login in the audit trail for operator commands.", "operator",
+            str, lambda v: _operator_name_problem(v)),
+    Setting("GATEWAY_SECRET_FILE", "var/gateway.secret",
+            "File with this installation's secret for the keyed patient hash; made (0600) at first start. Keep it "
+            "outside the store and back it up: without it the store cannot find a patient's earlier events.",
+            "secret_file", Path),
+    Setting("GATEWAY_SYNTHETIC_FNR", "refuse",
+            "Synthetic test fødselsnumre (month + 80): refuse (production) or accept (test and demo installations).",
+            "synthetic_fnr", str, _one_of("refuse", "accept")),
+    Setting("GATEWAY_MAX_AGE_YEARS", "120", "A patient older than this on the day of the kartlegging is parked.",
+            "max_age_years", _int, _at_least(1)),
+    Setting("GATEWAY_MAX_PAST_DAYS", "1095",
+            "A kartlegging performed more than this many days before it arrives is parked (0 turns the check off).",
+            "max_past_days", _int, _at_least(0)),
+    Setting("GATEWAY_MAX_FUTURE_DAYS", "1",
+            "A kartlegging dated more than this many days after it arrives is parked (0 turns the check off).",
+            "max_future_days", _int, _at_least(0)),
+    Setting("GATEWAY_MAX_EVENT_BYTES", "1048576",
+            "Largest event body read; a larger one is parked unread, kept as its size and SHA-256 only.",
+            "max_event_bytes", _int, _at_least(4096)),
+    Setting("GATEWAY_MAX_RECEIPT_BYTES", "1048576",
+            "Largest AppRec body read; a larger one is parked unread, kept as its size and SHA-256 only.",
+            "max_receipt_bytes", _int, _at_least(4096)),
+    Setting("GATEWAY_REGISTRY_MAX_REMOVE_SHARE", "0.1",
+            "Share of the parties or GP rows in the store a registry import may remove without --force.",
+            "registry_max_remove_share", _float, lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
+    Setting("GATEWAY_RETRY_CAP_SECONDS", "30",
+            "Longest wait between two tries while the store or the broker is unavailable (bounded, jittered "
+            "backoff; the gateway keeps trying until it is stopped).", "retry_cap_seconds", _float, _at_least(0.1)),
     Setting("GATEWAY_HEALTH_HOST", "127.0.0.1",
             "Address of 'gateway run's /healthz, /readyz and /metrics (0.0.0.0 in a container).", "health_host"),
     Setting("GATEWAY_HEALTH_PORT", "9464", "Port of 'gateway run's health and metrics server (0 turns it off).",
@@ -163,6 +191,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_CONSOLE_LANGUAGE", "nb", "The console's default language: nb (Bokmål) or en.",
             "console_language", str, _one_of("nb", "en")),
 )
+
+def _operator_name_problem(value: str) -> str | None:
+    """An operator's name goes into the audit trail: printable, one line, short."""
+    if len(value) > 64 or any(not c.isprintable() for c in value):
+        return "must be at most 64 printable characters on one line"
+    return None
+
 
 _UNSET_DEFAULTS = {"GATEWAY_REGISTRY", "GATEWAY_ROUTES", "GATEWAY_TEMPLATE_DIR", "GATEWAY_SCHEMA_DIR",
                    "GATEWAY_OPERATOR", "GATEWAY_MSH_URL", "GATEWAY_HELSEID_TOKEN_URL", "GATEWAY_HELSEID_CLIENT_ID",
@@ -202,6 +237,16 @@ class Settings:
     console_secure_cookies: bool = False
     console_max_failed_signins: int = 5
     console_language: str = "nb"
+
+    secret_file: Path = Path("var/gateway.secret")
+    synthetic_fnr: str = "refuse"
+    max_age_years: int = 120
+    max_past_days: int = 1095
+    max_future_days: int = 1
+    max_event_bytes: int = 1024 * 1024
+    max_receipt_bytes: int = 1024 * 1024
+    retry_cap_seconds: float = 30.0
+    registry_max_remove_share: float = 0.1
 
     @property
     def edi2_configured(self) -> bool:

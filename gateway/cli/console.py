@@ -21,7 +21,7 @@ def console(host: str | None, port: int | None) -> None:
 
     settings = context.settings()
     configure(settings.log_format)
-    store = context.store(settings, create=True)
+    store = context.store(settings, create=True, keyed=True)
     try:
         app = create_app(settings, store=store)
     except GatewayError as exc:

@@ -3,10 +3,13 @@ errors that say what was wrong and what to do instead of a traceback."""
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
+from typing import TYPE_CHECKING
 
 import click
 
+from gateway.domain.kartlegging import Checks
 from gateway.domain.registry import Register, RegisterError, load_register
 from gateway.errors import ConfigurationError, StoreMissing, StoreUnavailable
 from gateway.pipeline import Folders
@@ -14,6 +17,10 @@ from gateway.routing.rules import RuleError, RuleSet, load_rules
 from gateway.settings import Settings
 from gateway.store import SqlStore, open_store
 from gateway.store.registry import StoreRegister
+from gateway.store.secret import load_or_create_secret, read_secret
+
+if TYPE_CHECKING:
+    from gateway.delivery.edi2.msh import MshClient
 
 
 def settings() -> Settings:
@@ -23,17 +30,48 @@ def settings() -> Settings:
         raise click.ClickException(f"configuration: {exc}") from exc
 
 
-def store(s: Settings | None = None, *, create: bool = False) -> SqlStore:
+def secret(s: Settings, *, create: bool) -> bytes | None:
+    """The installation's secret for the keyed patient hash (GATEWAY_SECRET_FILE); ``gateway run`` makes it at
+    first start, read-only tools only read it (None when there is none yet)."""
+    try:
+        return load_or_create_secret(s.secret_file) if create else read_secret(s.secret_file)
+    except ConfigurationError as exc:
+        raise click.ClickException(f"GATEWAY_SECRET_FILE: {exc}") from exc
+    except OSError as exc:
+        raise click.ClickException(f"GATEWAY_SECRET_FILE {s.secret_file} cannot be read or made: "
+                                   f"{exc.strerror}") from exc
+
+
+def store(s: Settings | None = None, *, create: bool = False, keyed: bool = False) -> SqlStore:
     """The store named by GATEWAY_STORE_URL. Read-only commands (``create=False``) refuse a SQLite file that
-    does not exist, so a typo in the URL is an error instead of an empty answer."""
+    does not exist, so a typo in the URL is an error instead of an empty answer. ``keyed``: bound to the
+    installation's secret (made if missing) for commands that write or look up patient keys."""
     s = s or settings()
     try:
-        return open_store(s.store_url, create=create)
+        return open_store(s.store_url, create=create, secret=secret(s, create=True) if keyed else None)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
     except StoreMissing as exc:
         raise click.ClickException(str(exc)) from exc
     except (ValueError, StoreUnavailable) as exc:
         raise click.ClickException(f"cannot open the store ({s.store_url.split(':', 1)[0]}): {exc}; "
                                    "check GATEWAY_STORE_URL and that the database is running") from exc
+
+
+def lookup_store(s: Settings) -> SqlStore:
+    """The store bound to the installation's existing secret, for finding a patient by fødselsnummer; a
+    lookup never makes a secret (that would key nothing that is stored)."""
+    found = secret(s, create=False)
+    if found is None:
+        raise click.ClickException(f"no secret at GATEWAY_SECRET_FILE ({s.secret_file}): patients can only be "
+                                   "found once 'gateway run' has made it; point GATEWAY_SECRET_FILE at the "
+                                   "gateway's own file")
+    try:
+        return open_store(s.store_url, create=False, secret=found)
+    except (ConfigurationError, StoreMissing) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (ValueError, StoreUnavailable) as exc:
+        raise click.ClickException(f"cannot open the store: {exc}") from exc
 
 
 def register(s: Settings) -> Register:
@@ -64,15 +102,44 @@ def folders(s: Settings) -> Folders:
     return Folders(templates=str(s.template_dir), schemas=str(s.schema_dir))
 
 
-def patient_key(s: Settings, fnr: str) -> str:
-    """The store's pseudonymous key for a patient, to find their events without the number in clear."""
-    from gateway.store import patient_key as key
+def checks(s: Settings) -> Checks:
+    return Checks(accept_synthetic=s.synthetic_fnr == "accept", max_age_years=s.max_age_years,
+                  max_past_days=s.max_past_days, future_days=s.max_future_days)
 
-    return key(fnr)
+
+def os_login() -> str:
+    """The OS account running the command, from the process's user id: ``getpass.getuser`` reads $USER and
+    $LOGNAME first, which anyone can set, and the audit trail must name who really acted."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a container user without a passwd entry
+        return f"uid {os.getuid()}"
 
 
 def operator(s: Settings, given: str | None = None) -> str:
     """Who acts, for the audit trail: the OS login, with a given name (option or GATEWAY_OPERATOR) beside it."""
-    login = getpass.getuser()
+    login = os_login()
     named = given or s.operator
     return login if not named or named == login else f"{login} ({named})"
+
+
+def meldingstjener(s: Settings) -> MshClient | None:
+    """The Meldingstjener client when EDI 2.0 is configured (GATEWAY_MSH_URL), else None. A half-done
+    configuration stops the gateway with the names of what is missing rather than failing on the first send."""
+    if not s.edi2_configured:
+        return None
+    missing = s.edi2_missing()
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise click.ClickException(f"GATEWAY_MSH_URL is set, but {', '.join(missing)} {verb} not: set them "
+                                   "(docs/transports.md) or unset GATEWAY_MSH_URL")
+    from gateway.delivery.edi2.helseid import HelseIdClient, HelseIdError
+    from gateway.delivery.edi2.msh import MshClient
+
+    assert s.helseid_key is not None
+    try:
+        helseid = HelseIdClient(token_url=s.helseid_token_url, client_id=s.helseid_client_id, key_path=s.helseid_key)
+    except (HelseIdError, OSError, ValueError) as exc:
+        raise click.ClickException(f"GATEWAY_HELSEID_KEY {s.helseid_key}: cannot use the key "
+                                   f"({type(exc).__name__}); it must be a private JWK (JSON) or PEM file") from exc
+    return MshClient(base_url=s.msh_url, source_system=s.msh_source_system, helseid=helseid)

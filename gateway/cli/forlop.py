@@ -53,11 +53,10 @@ def patient(fnr: str, as_json: bool) -> None:
     if not fodselsnummer.is_valid(fnr):
         raise click.BadParameter("not a valid fødselsnummer or D-nummer (check digits)", param_hint="--fnr")
     settings = context.settings()
-    store = context.store(settings)
+    store = context.lookup_store(settings)
     from gateway.operations.forlop import pathways
 
-    found = pathways(store, context.register(settings), context.rules(settings),
-                     patient_key=context.patient_key(settings, fnr))
+    found = pathways(store, context.register(settings), context.rules(settings), patient_key=store.patient_key(fnr))
     if not found:
         raise click.ClickException("no kartlegging for that patient in the store")
     p = found[0]

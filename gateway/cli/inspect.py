@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli import context
+from gateway.cli import checks, context
 from gateway.cli.output import emit
 from gateway.delivery.bus import AmqpPublisher
 from gateway.domain.history import TWO_HOSPITALS, Historikk
@@ -34,15 +34,15 @@ def messages() -> None:
 @messages.command("list")
 @click.option("--status", type=click.Choice(["built", "sent", "acknowledged", "rejected", "overdue", "superseded",
                                              "parked"]))
-@click.option("--receiver", type=int, help="Receiver HER-id.")
-@click.option("--kommune", help="Kommunenummer of the patient.")
+@click.option("--receiver", type=checks.HERID, help="Receiver HER-id.")
+@click.option("--kommune", callback=checks.kommunenummer, help="Kommunenummer of the patient.")
 @click.option("--samhandlingspunkt", "--sp", "sp", type=click.IntRange(1, 5))
-@click.option("--since", help="ISO date or time (UTC), inclusive.")
-@click.option("--until", help="ISO date or time (UTC), exclusive.")
+@click.option("--since", callback=checks.iso_time, help="ISO date or time (UTC), inclusive.")
+@click.option("--until", callback=checks.iso_time, help="ISO date or time (UTC), exclusive.")
 @click.option("--flag", type=click.Choice(FLAGS),
               help="Only messages of events flagged for operators (two-hospitals: a second hospital did the same "
                    "samhandlingspunkt within GATEWAY_TWO_HOSPITALS_WINDOW_DAYS).")
-@click.option("--limit", default=1000, show_default=True)
+@click.option("--limit", default=1000, show_default=True, type=checks.LIMIT)
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 def messages_list(status: str | None, receiver: int | None, kommune: str | None, sp: int | None, since: str | None,
                   until: str | None, flag: str | None, limit: int, as_json: bool) -> None:
@@ -60,7 +60,7 @@ def messages_overdue(as_json: bool) -> None:
 
 
 @messages.command("show")
-@click.argument("msg_id")
+@click.argument("msg_id", callback=checks.key)
 @click.option("--no-xml", is_flag=True, help="Leave out the XML.")
 def messages_show(msg_id: str, no_xml: bool) -> None:
     """One message: state, why it went where it went, its history, its receipt and its XML."""
@@ -87,11 +87,11 @@ def events() -> None:
 
 @events.command("list")
 @click.option("--status", type=click.Choice(["received", "routed", "sent", "not_shared", "declined", "parked"]))
-@click.option("--reason-code", help="e.g. ROUTING_UNKNOWN_KOMMUNE")
-@click.option("--since")
-@click.option("--until")
+@click.option("--reason-code", callback=checks.reason_code, help="e.g. ROUTING_UNKNOWN_KOMMUNE")
+@click.option("--since", callback=checks.iso_time)
+@click.option("--until", callback=checks.iso_time)
 @click.option("--flag", type=click.Choice(FLAGS), help="Only events flagged for operators.")
-@click.option("--limit", default=1000, show_default=True)
+@click.option("--limit", default=1000, show_default=True, type=checks.LIMIT)
 @click.option("--json", "as_json", is_flag=True)
 def events_list(status: str | None, reason_code: str | None, since: str | None, until: str | None,
                 flag: str | None, limit: int, as_json: bool) -> None:
@@ -102,7 +102,7 @@ def events_list(status: str | None, reason_code: str | None, since: str | None, 
 
 
 @events.command("show")
-@click.argument("key")
+@click.argument("key", callback=checks.key)
 def events_show(key: str) -> None:
     """One event (by event_id or store number): state, reason, history and its messages (not its body)."""
     store = context.store()
@@ -120,13 +120,15 @@ def events_show(key: str) -> None:
 
 
 @click.command()
-@click.argument("key", required=False)
+@click.argument("key", required=False, callback=checks.key)
 @click.option("--status", type=click.Choice(["parked", "rejected", "overdue"]), help="Bulk: everything in this state.")
-@click.option("--reason-code", help="Bulk, parked events: only this reason code.")
-@click.option("--since", help="Bulk: received/created at or after this ISO time.")
-@click.option("--until", help="Bulk: before this ISO time.")
-@click.option("--reason", required=True, help="Why you replay (stored in the audit trail).")
-@click.option("--operator", help="Your name for the audit trail (default: GATEWAY_OPERATOR or the login name).")
+@click.option("--reason-code", callback=checks.reason_code, help="Bulk, parked events: only this reason code.")
+@click.option("--since", callback=checks.iso_time, help="Bulk: received/created at or after this ISO time.")
+@click.option("--until", callback=checks.iso_time, help="Bulk: before this ISO time.")
+@click.option("--reason", required=True, callback=checks.reason,
+              help="Why you replay (stored in the audit trail; one line).")
+@click.option("--operator", callback=checks.operator,
+              help="Your name, recorded in the audit trail beside your OS login (which is always recorded).")
 @click.option("--new-conversation", is_flag=True, help="Messages: rebuild with a new MsgId instead of re-sending.")
 @click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
 def replay(key: str | None, status: str | None, reason_code: str | None, since: str | None, until: str | None,
@@ -170,7 +172,7 @@ def replay(key: str | None, status: str | None, reason_code: str | None, since: 
 
 
 @click.command()
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=checks.LIMIT)
 @click.option("--json", "as_json", is_flag=True)
 def audit(limit: int, as_json: bool) -> None:
     """The operators' audit trail: who replayed what, when and why (newest first)."""
@@ -193,7 +195,7 @@ def route_explain(event_file: Path, as_json: bool) -> None:
     rules = context.rules(settings)
     history: Historikk | None
     try:
-        store = open_store(settings.store_url, create=False)
+        store = open_store(settings.store_url, create=False, secret=context.secret(settings, create=False))
         history = lambda fnr: store.kartlegginger([fnr])[fnr]  # noqa: E731
     except (ValueError, StoreUnavailable, StoreMissing):
         history = None

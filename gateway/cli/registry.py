@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from gateway.cli import context
+from gateway.cli import checks, context
 from gateway.domain.registry import Party, RegisterError, address_of
-from gateway.store.registry import StoreRegister, import_gp_register, import_parties
+from gateway.store.registry import StoreRegister, import_registry
 
 
 @click.group()
@@ -23,24 +23,33 @@ def registry() -> None:
               help="Registry JSON file (parties; the format of GATEWAY_REGISTRY).")
 @click.option("--gp", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="GP register CSV: fnr,gp_herid,valid_from,valid_to,relation.")
-def registry_import(parties: Path | None, gp: Path | None) -> None:
-    """Replace the registry in the store, atomically; a broken file changes nothing and names its line."""
+@click.option("--force", is_flag=True,
+              help="Allow an import that removes more than GATEWAY_REGISTRY_MAX_REMOVE_SHARE of what is there.")
+def registry_import(parties: Path | None, gp: Path | None, force: bool) -> None:
+    """Replace the registry in the store, atomically: both files in one transaction, so a broken file (or an
+    import that would remove too much) changes nothing, and the error names the file and line."""
     if parties is None and gp is None:
         raise click.UsageError("give --parties, --gp or both")
-    store = context.store(create=True)
+    settings = context.settings()
+    store = context.store(settings, create=True)
+    estimate = 0
+    if gp is not None:
+        with gp.open("rb") as f:
+            sample = f.read(65536)
+        estimate = int(gp.stat().st_size * sample.count(b"\n") / max(1, len(sample)))
     try:
-        if parties is not None:
-            click.echo(f"parties: {import_parties(store.db, parties)} imported from {parties}")
-        if gp is not None:
-            with gp.open("rb") as f:
-                sample = f.read(65536)
-            estimate = int(gp.stat().st_size * sample.count(b"\n") / max(1, len(sample)))
-            with click.progressbar(length=estimate, label="GP register", file=sys.stderr, show_pos=True) as bar:
-                count = import_gp_register(store.db, gp, progress=bar.update)
-                bar.update(estimate)
-            click.echo(f"GP register: {count} rows imported from {gp}")
+        with click.progressbar(length=max(estimate, 1), label="importing", file=sys.stderr, show_pos=True) as bar:
+            n_parties, n_gp = import_registry(store.db, parties=parties, gp=gp, progress=bar.update, force=force,
+                                              max_remove_share=settings.registry_max_remove_share)
+            bar.update(estimate)
     except RegisterError as exc:
         raise click.ClickException(f"nothing was changed: {exc}") from exc
+    except OSError as exc:
+        raise click.ClickException(f"nothing was changed: {exc.filename}: {exc.strerror}") from exc
+    if parties is not None:
+        click.echo(f"parties: {n_parties} imported from {parties}")
+    if gp is not None:
+        click.echo(f"GP register: {n_gp} rows imported from {gp}")
 
 
 def _register_from_store() -> StoreRegister:
@@ -55,7 +64,7 @@ def _party_line(p: Party) -> str:
 
 
 @registry.command("show")
-@click.argument("herid", type=int)
+@click.argument("herid", type=click.IntRange(1, 999_999_999))
 def registry_show(herid: int) -> None:
     """One communication party, its address and what lies under it."""
     register = _register_from_store()
@@ -76,7 +85,7 @@ def _echo_children(register: StoreRegister, herid: int) -> None:
 
 
 @registry.command("kommune")
-@click.argument("kommunenummer")
+@click.argument("kommunenummer", callback=checks.kommunenummer)
 def registry_kommune(kommunenummer: str) -> None:
     """A kommune and its services (forvaltningsenhet, koordinerende enhet, kreftkoordinator, …)."""
     register = _register_from_store()
@@ -88,7 +97,7 @@ def registry_kommune(kommunenummer: str) -> None:
 
 
 @registry.command("gp")
-@click.argument("fnr")
+@click.argument("fnr", callback=checks.fodselsnummer)
 def registry_gp(fnr: str) -> None:
     """A patient's GP periods (the number is never logged)."""
     register = _register_from_store()

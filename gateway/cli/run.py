@@ -14,10 +14,14 @@ from gateway import metrics
 from gateway.cli import context
 from gateway.delivery.bus import KARTLEGGING_QUEUE, PARKED_QUEUE, AmqpPublisher, declare_topology
 from gateway.delivery.consumer import EventHandler, KartleggingConsumer
+from gateway.delivery.edi2.transport import Edi2Inbox, Edi2Outbox
 from gateway.delivery.inbound import InboundHandler, served_queues
+from gateway.delivery.policy import Periodic
 from gateway.delivery.receipts import AppRecTracker
 from gateway.delivery.status import StatusPublisher
+from gateway.domain.registry import EDI2
 from gateway.logs import configure, log
+from gateway.store import SqlStore
 from gateway.store.events import now_utc
 
 
@@ -28,13 +32,13 @@ def run() -> None:
     configure(settings.log_format)
     register = context.register(settings)
     rules = context.rules(settings)
-    store = context.store(settings, create=True)
+    msh = context.meldingstjener(settings)  # None when EDI 2.0 is not configured
+    store = context.store(settings, create=True, keyed=True)
     publisher = AmqpPublisher(settings.broker_url)
     handler = EventHandler(register, store, publisher, rules=rules, window_days=settings.two_hospitals_window_days,
-                           folders=context.folders(settings), served=frozenset(settings.served_herids))
-    tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
+                           folders=context.folders(settings), served=frozenset(settings.served_herids),
+                           checks=context.checks(settings))
     # The gateway is the messaging system of the served HER-ids: their queues carry our receipts and replies.
-    inbound = InboundHandler(store, publisher, tracker)
     queues = served_queues(settings.served_herids)
     broker = metrics.BrokerProbe(settings.broker_url, lambda: [KARTLEGGING_QUEUE.name, PARKED_QUEUE.name,
                                                                 *(q.name for q in queues)])
@@ -50,11 +54,27 @@ def run() -> None:
         declare_topology(connection)
         consumer = KartleggingConsumer(
             connection, handler, settings.prefetch,
-            periodic=[(settings.overdue_check_seconds, tracker.check_overdue), (0.5, statuses.publish_pending),
-                      (15.0, metrics.AppRecObserver(store, now_utc()))],
             extra_consumers=lambda Consumer, channel: [
                 Consumer(queues=queues, on_message=inbound.on_message, prefetch_count=settings.prefetch)],
+            max_event_bytes=settings.max_event_bytes, retry_cap=settings.retry_cap_seconds,
         )
+        # One failure policy for every loop: the inbound consumer and the periodic tasks share the batcher's.
+        tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours, policy=consumer.policy,
+                                max_bytes=settings.max_receipt_bytes)
+        inbound = InboundHandler(store, publisher, tracker)
+        consumer.periodic = [
+            Periodic(settings.overdue_check_seconds, tracker.check_overdue, "overdue_check"),
+            Periodic(0.5, statuses.publish_pending, "status"),
+            Periodic(15.0, metrics.AppRecObserver(store, now_utc()), "apprec_metrics"),
+        ]
+        if msh is not None:
+            outbox = Edi2Outbox(store, msh)
+            inbox = Edi2Inbox(msh, settings.served_herids,
+                              lambda document, api_id: inbound.handle(document, "meldingstjener", api_id))
+            consumer.periodic += [Periodic(settings.msh_poll_seconds, outbox.send_pending, "edi2_outbox"),
+                                  Periodic(settings.msh_poll_seconds, inbox.poll, "edi2_inbox")]
+        else:
+            consumer.periodic.append(Periodic(300.0, lambda: _edi2_unconfigured(store), "edi2_waiting"))
 
         def stop(signum: int, _frame: FrameType | None) -> None:
             log.info("consumer.stopping", signal=signal.Signals(signum).name)
@@ -64,10 +84,18 @@ def run() -> None:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         log.info("gateway.started", broker=connection.as_uri(), store=settings.store_url.split(":", 1)[0],
-                 registry=str(settings.registry))
+                 registry=str(settings.registry), edi2=msh is not None)
         consumer.run_forever()
-    if health is not None:
-        health.stop()
     publisher.close()
     store.close()
+    if health is not None:
+        health.stop()
     log.info("gateway.stopped")
+
+
+def _edi2_unconfigured(store: SqlStore) -> None:
+    """Messages for EDI 2.0 receivers wait in the store while GATEWAY_MSH_URL is unset: say so, never drop them."""
+    pending = store.pending(EDI2, 1000)
+    if pending:
+        log.warning("edi2.not_configured", waiting=len(pending),
+                    what_to_do="set GATEWAY_MSH_URL and the HelseID settings (docs/transports.md)")

@@ -38,7 +38,6 @@ from gateway.console.web import (
     render,
 )
 from gateway.operations.replay import REPLAYABLE_EVENTS, REPLAYABLE_MESSAGES
-from gateway.store import patient_key
 from gateway.store.users import User
 
 # --- Oversikt ---------------------------------------------------------------------------------------------------------
@@ -134,7 +133,7 @@ async def search_post(request: Request, user: User, form: FormData | None) -> Re
     if not FNR_SHAPE.match(fnr):
         return render(request, "search.html", 400, filters=filters, result=None, link=None, patient_search=True,
                       event_states=EVENT_STATES, message_states=MESSAGE_STATES, fnr_error=True, fnr="")
-    key = patient_key(fnr)
+    key = c.store.patient_key(fnr)
     page_no = _page_no(form.get("side"))
     result = await run_in_threadpool(run_search, c, filters, key, page_no)
     await run_in_threadpool(c.store.audit, operator_name(user), "patient-search", f"patient_key:{key[:16]}",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from kombu import Connection, Consumer
@@ -20,17 +20,20 @@ from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
 from gateway import metrics
-from gateway.delivery.bus import KARTLEGGING_QUEUE, Outgoing, Publisher, PublishFailed, melding_out, parked_out
-from gateway.delivery.retry import backoff
+from gateway.delivery.bus import KARTLEGGING_QUEUE, Outgoing, Publisher, melding_out, parked_out
+from gateway.delivery.policy import TRANSIENT, FailurePolicy, Periodic, Stopped, no_decoding, raw_body, where
+from gateway.delivery.retry import CAP_S
 from gateway.domain.history import DEFAULT_WINDOW_DAYS, Tidligere
-from gateway.domain.kartlegging import Kartlegging, event_id_of, parse_event
+from gateway.domain.kartlegging import Checks, Kartlegging, event_id_of, parse_event
 from gateway.domain.registry import AMQP, Register
-from gateway.errors import Parked, Reason, StoreUnavailable
+from gateway.errors import Parked, Reason
 from gateway.logs import log
 from gateway.pipeline import PACKAGED, Folders, process_event
 from gateway.routing.rules import RuleSet
-from gateway.store import END_STATES, EventLog, EventOutcome, Incoming, patient_key
-from gateway.store.events import stored_melding
+from gateway.store import END_STATES, EventLog, EventOutcome, Incoming, StoredEvent
+from gateway.store.events import oversized_stub, stored_melding
+
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024  # GATEWAY_MAX_EVENT_BYTES (docs/limits.md)
 
 # An event delivered this many times without reaching an end state is parked: something
 # about it keeps failing (a receiver queue that refuses it, a crash it causes).
@@ -55,9 +58,11 @@ class EventHandler:
     def __init__(self, register: Register, store: EventLog, publisher: Publisher,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC).astimezone(),
                  rules: RuleSet | None = None, window_days: int = DEFAULT_WINDOW_DAYS,
-                 folders: Folders = PACKAGED, served: frozenset[int] | None = None) -> None:
+                 folders: Folders = PACKAGED, served: frozenset[int] | None = None,
+                 checks: Checks | None = None) -> None:
         self.register = register
         self.served = served  # the sender HER-ids the gateway may send as; None: no check (tools, tests)
+        self.checks = checks or Checks()
         self.folders = folders
         self.rules = rules
         self.window_days = window_days
@@ -65,11 +70,21 @@ class EventHandler:
         self.publisher = publisher
         self.clock = clock
 
-    def _parse(self, delivery: Incoming, attempts: int) -> Kartlegging | Parked:
-        if attempts > MAX_ATTEMPTS:
-            return Parked(Reason.RETRIES_EXHAUSTED, f"delivered {attempts} times without reaching an end state")
+    def _parse(self, delivery: Incoming, stored: StoredEvent, today: date) -> Kartlegging | Parked:
+        if stored.conflict_with is not None:
+            return Parked(Reason.EVENT_ID_CONFLICT,
+                          f"event_id {delivery.event_id} was received before (event {stored.conflict_with}) with a "
+                          "different body; this version is kept as its own event and not sent, so no receiver sees "
+                          "one MsgId with two contents")
+        if delivery.original_size is not None:
+            return Parked(Reason.TOO_LARGE,
+                          f"the body is {delivery.original_size} bytes, more than the limit; it was not read and "
+                          "only its size and SHA-256 are kept")
+        if stored.attempts > MAX_ATTEMPTS:
+            return Parked(Reason.RETRIES_EXHAUSTED,
+                          f"delivered {stored.attempts} times without reaching an end state")
         try:
-            return parse_event(delivery.body)
+            return parse_event(delivery.body, self.checks, today=today)
         except Parked as exc:
             return exc
 
@@ -87,12 +102,17 @@ class EventHandler:
                                     self.window_days, self.folders, self.served)
         except Parked as exc:
             return parked(exc.code, exc.reason)
+        except TRANSIENT:
+            raise  # the registry in the store is unavailable: the batch waits, the event is not parked
         except Exception as exc:  # a bug must park the event, not stop the consumer
-            log.exception("event.internal_error", event_ref=ref, event_id=event_id, error_type=type(exc).__name__)
+            # The type and the line, never the exception's text: it may quote the event (a name, a number).
+            log.error("event.internal_error", event_ref=ref, event_id=event_id, error_type=type(exc).__name__,
+                      where=where(exc))
             return parked(Reason.INTERNAL_ERROR, f"unexpected {type(exc).__name__} while processing; see the log")
         chosen = outcome.route
         facts = EventOutcome(ref, "routed", samhandlingspunkt=event.samhandlingspunkt,
-                             kommunenummer=event.patient.kommunenummer, patient_key=patient_key(event.patient.fnr),
+                             kommunenummer=event.patient.kommunenummer,
+                             patient_key=self.store.patient_key(event.patient.fnr),
                              sender_herid=event.sender.herid, performed_on=event.assessment.performed_on.isoformat(),
                              flags=chosen.flags, sender_contact=event.sender.contact)
         if not outcome.meldinger:
@@ -114,7 +134,7 @@ class EventHandler:
         stored = self.store.record_events(deliveries)
         now = self.clock()
         parsed = [None if s.status in END_STATES or (s.status == "routed" and s.attempts <= MAX_ATTEMPTS)
-                  else self._parse(d, s.attempts) for d, s in zip(deliveries, stored, strict=True)]
+                  else self._parse(d, s, now.date()) for d, s in zip(deliveries, stored, strict=True)]
         history = self.store.kartlegginger({p.patient.fnr for p in parsed if isinstance(p, Kartlegging)})
         outcomes: list[EventOutcome] = []
         handled: list[Handled] = []
@@ -141,7 +161,8 @@ class EventHandler:
             if outcome.status == "parked":
                 outgoing.append(parked_out(delivery.body, str(outcome.reason_code), outcome.reason or "",
                                            event_id=event_id, message_id=delivery.amqp_message_id,
-                                           content_type=delivery.content_type))
+                                           content_type="application/json" if delivery.original_size is not None
+                                           else delivery.content_type))
             outgoing.extend(melding_out(m) for m in outcome.meldinger if m.transport == AMQP)
         if outcomes:
             self.store.record_outcomes(outcomes)
@@ -173,29 +194,44 @@ class EventHandler:
         return handled
 
 
-def _delivery(message: Message) -> Incoming:
+def _delivery(message: Message, max_bytes: int) -> Incoming:
+    """One delivery for the handler. A body over ``max_bytes`` is not parsed at all: the store and the parked
+    queue get a stub with its size and SHA-256 (docs/limits.md), and its event_id, for bookkeeping, comes from
+    the top level of its first 64 kB only."""
     props: dict[str, Any] = message.properties or {}
-    body = message.body
-    if isinstance(body, str):  # py-amqp decodes bodies that carry a content_encoding; we want the bytes
-        body = body.encode(message.content_encoding or "utf-8", errors="surrogateescape")
+    body = raw_body(message)
+    if len(body) > max_bytes:
+        return Incoming(oversized_stub(body), event_id_of(body), props.get("message_id"), message.content_type,
+                        original_size=len(body))
     return Incoming(body, event_id_of(body), props.get("message_id"), message.content_type)
 
 
 class Batcher:
     """Holds unacked messages until a batch is full or the queue has gone quiet for ``linger``
-    seconds, then hands them to the handler, retrying transient failures with backoff."""
+    seconds, then hands them to the handler, retrying transient failures under the shared
+    ``FailurePolicy`` (gateway.delivery.policy)."""
 
     def __init__(self, handler: EventHandler, batch_size: int, linger: float,
                  on_handled: Callable[[Handled], None] | None = None,
-                 keepalive: Callable[[], None] | None = None) -> None:
+                 keepalive: Callable[[], None] | None = None, *,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, retry_cap: float = CAP_S) -> None:
         self.handler = handler
         self.batch_size = batch_size
         self.linger = linger
         self.on_handled = on_handled
-        self.keepalive = keepalive
+        self.max_event_bytes = max_event_bytes
         self.pending: list[Message] = []
         self.first_at = 0.0
         self.should_stop = False
+        self.policy = FailurePolicy(cap=retry_cap, keepalive=keepalive, should_stop=lambda: self.should_stop)
+
+    @property
+    def keepalive(self) -> Callable[[], None] | None:
+        return self.policy.keepalive
+
+    @keepalive.setter
+    def keepalive(self, value: Callable[[], None] | None) -> None:
+        self.policy.keepalive = value
 
     def add(self, message: Message) -> None:
         if not self.pending:
@@ -208,38 +244,23 @@ class Batcher:
         return bool(self.pending) and (len(self.pending) >= self.batch_size
                                        or time.monotonic() - self.first_at >= self.linger)
 
-    def _wait(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end and not self.should_stop:
-            if self.keepalive:
-                self.keepalive()
-            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
-
     def flush(self) -> None:
         batch, self.pending = self.pending, []
-        attempt = 0
-        while True:
-            try:
-                results = self.handler.handle_batch([_delivery(m) for m in batch])
-                break
-            except (StoreUnavailable, PublishFailed) as exc:
-                pause = backoff(attempt)
-                metrics.RETRIES.labels(type(exc).__name__).inc()
-                log.error("batch.deferred", events=len(batch), error_type=type(exc).__name__, error=str(exc)[:200],
-                          attempt=attempt + 1, retry_in_s=round(pause, 2))
-                if self.should_stop:
-                    return  # unacked: the broker delivers them again
-                self._wait(pause)
-                attempt += 1
-            except Exception as exc:  # a bug outside the per-event path: find the event that causes it
-                log.exception("batch.internal_error", events=len(batch), error_type=type(exc).__name__)
-                if len(batch) > 1:
-                    for message in batch:
-                        self.pending = [message]
-                        self.flush()
-                else:
-                    self._park_unprocessable(batch[0], type(exc).__name__)
-                return
+        try:
+            results = self.policy.retry(
+                "batch", lambda: self.handler.handle_batch([_delivery(m, self.max_event_bytes) for m in batch]),
+                events=len(batch))
+        except Stopped:
+            return  # unacked: the broker delivers them again
+        except Exception as exc:  # a bug outside the per-event path: find the event that causes it
+            log.error("batch.internal_error", events=len(batch), error_type=type(exc).__name__, where=where(exc))
+            if len(batch) > 1:
+                for message in batch:
+                    self.pending = [message]
+                    self.flush()
+            else:
+                self._park_unprocessable(batch[0], type(exc).__name__)
+            return
         for message in batch:
             message.ack()
         if self.on_handled:
@@ -247,38 +268,44 @@ class Batcher:
                 self.on_handled(result)
 
     def _park_unprocessable(self, message: Message, error_type: str) -> None:
-        """Last resort for an event the gateway cannot even record: onto gateway.parked, unchanged."""
-        raw = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8", "replace")
-        props: dict[str, Any] = message.properties or {}
-        self.handler.publisher.publish_batch([parked_out(
-            raw, Reason.INTERNAL_ERROR, f"unexpected {error_type} before the event could be recorded; see the log",
-            event_id=None, message_id=props.get("message_id"), content_type=message.content_type)])
+        """Last resort for an event the gateway cannot even record: onto gateway.parked, unchanged (or, when
+        over the size limit, as its stub)."""
+        delivery = _delivery(message, self.max_event_bytes)
+        item = parked_out(delivery.body, Reason.INTERNAL_ERROR,
+                          f"unexpected {error_type} before the event could be recorded; see the log",
+                          event_id=None, message_id=delivery.amqp_message_id, content_type=message.content_type)
+        try:
+            self.policy.retry("batch.park", lambda: self.handler.publisher.publish_batch([item]))
+        except Stopped:
+            return
         message.ack()
 
 
-@dataclass
-class Periodic:
-    """A task the consumer loop runs every ``interval`` seconds (the overdue check)."""
-
-    interval: float
-    task: Callable[[], object]
-    last: float = 0.0
-
-
 class KartleggingConsumer(ConsumerMixin):
-    """Runs until stopped; kombu's mixin reconnects after a broker restart."""
+    """Runs until stopped; kombu's mixin reconnects after a broker restart. Every callback it runs (the
+    batcher, the extra consumers such as the receipt tracker, the periodic tasks) follows the one
+    ``FailurePolicy``: nothing raised in them reaches kombu's loop and stops the process."""
 
     def __init__(self, connection: Connection, handler: EventHandler, prefetch: int, *,
                  batch_size: int | None = None, linger: float = 0.01,
                  periodic: Sequence[tuple[float, Callable[[], object]]] = (),
-                 extra_consumers: Callable[[Any, Any], list[Any]] | None = None) -> None:
+                 extra_consumers: Callable[[Any, Any], list[Any]] | None = None,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, retry_cap: float = CAP_S) -> None:
         self.connection = connection
         self.prefetch = prefetch
-        self.batcher = Batcher(handler, batch_size or max(1, prefetch // 2), linger)
-        self.periodic = [Periodic(interval, task) for interval, task in periodic]
+        self.batcher = Batcher(handler, batch_size or max(1, prefetch // 2), linger,
+                               max_event_bytes=max_event_bytes, retry_cap=retry_cap)
+        self.periodic = [Periodic(interval, task, getattr(task, "__name__", "periodic").strip("_"))
+                         for interval, task in periodic]
         self.extra_consumers = extra_consumers
 
+    @property
+    def policy(self) -> FailurePolicy:
+        """The policy the extra consumers share with the batcher (same backoff, heartbeat and stop)."""
+        return self.batcher.policy
+
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
+        no_decoding(channel)
         consumers = [Consumer(queues=[KARTLEGGING_QUEUE], on_message=self.batcher.add, prefetch_count=self.prefetch)]
         if self.extra_consumers:
             consumers += self.extra_consumers(Consumer, channel)
@@ -302,12 +329,10 @@ class KartleggingConsumer(ConsumerMixin):
             self.batcher.flush()
         now = time.monotonic()
         for entry in self.periodic:
-            if now - entry.last >= entry.interval:
-                entry.last = now
-                entry.task()
+            entry.run_if_due(self.policy, now)
 
     def on_connection_error(self, exc: Exception, interval: float) -> None:
-        log.warning("broker.connection_error", error=str(exc), retry_in_s=interval)
+        log.warning("broker.connection_error", error=str(exc)[:200], retry_in_s=interval)
 
     def run_forever(self) -> None:
         self.run(safety_interval=self.batcher.linger / 2)
@@ -320,6 +345,7 @@ def drain_until_idle(connection: Connection, handler: EventHandler, prefetch: in
     """Consume until the queue has been quiet for ``idle_seconds``; for the demo."""
     batcher = Batcher(handler, max(1, prefetch // 2), 0.0, on_handled)
     channel = connection.channel()
+    no_decoding(channel)
     with Consumer(channel, queues=[KARTLEGGING_QUEUE], on_message=batcher.add, prefetch_count=prefetch):
         while True:
             try:

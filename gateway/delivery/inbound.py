@@ -24,12 +24,14 @@ from kombu.message import Message
 from lxml import etree
 
 from gateway.delivery.bus import Outgoing, Publisher, parked_out, receiver_queue, receiver_queue_name
+from gateway.delivery.policy import guard_message, raw_body
 from gateway.delivery.receipts import AppRecTracker
 from gateway.errors import Reason
 from gateway.logs import log
 from gateway.messages.apprec import APPREC_NS
 from gateway.messages.validation import MSGHEAD_NS, MessageInvalid, parse_untrusted
 from gateway.store import InboundRecord, Store
+from gateway.store.events import oversized_stub
 
 INBOUND_QUEUE = "gateway.inbound"  # the hospital system reads what arrived for its HER-ids here
 _APPREC_TAGS = {f"{{{ns}}}AppRec" for ns in APPREC_NS.values()}
@@ -98,12 +100,23 @@ class InboundHandler:
         return "parked"
 
     def on_message(self, message: Message) -> None:
-        """Acked only after the arrival is stored and handed on (or parked); a failure leaves it on the queue."""
+        """Under the shared failure policy (gateway.delivery.policy): acked only after the arrival is stored and
+        handed on (or parked); store or broker trouble waits; nothing raises into the consumer loop."""
         props: dict[str, Any] = message.properties or {}
-        body = message.body
-        if isinstance(body, str):  # py-amqp decodes bodies that carry a content_encoding; we want the bytes
-            body = body.encode(message.content_encoding or "utf-8", errors="surrogateescape")
+        body, message_id = raw_body(message), props.get("message_id")
         queue = (message.delivery_info or {}).get("routing_key") or "?"
-        self.handle(body, queue, props.get("message_id"), dict(message.headers or {}),
-                    props.get("correlation_id"))
-        message.ack()
+        policy = self.tracker.policy
+        if len(body) > self.tracker.max_bytes:
+            size = len(body)
+            stub = oversized_stub(body)
+            guard_message(policy, "inbound", lambda: self.tracker._park(
+                stub, message_id, Reason.APPREC_TOO_LARGE,
+                f"{size} bytes arrived on {queue}, more than the limit; kept only as its size and SHA-256"),
+                lambda _e: None, message.ack)
+            return
+        guard_message(policy, "inbound", lambda: self.handle(body, queue, message_id, dict(message.headers or {}),
+                                                             props.get("correlation_id")),
+                      lambda error_type: self._park_quietly(body, queue, message_id, error_type), message.ack)
+
+    def _park_quietly(self, body: bytes, queue: str, message_id: str | None, error_type: str) -> None:
+        self._park(body, queue, message_id, f"unexpected {error_type} while reading it; see the log")

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.delivery.bus import Publisher, parked_out
+from gateway.delivery.policy import FailurePolicy
 from gateway.errors import Reason
 from gateway.logs import log
 from gateway.messages.apprec import parse_apprec
@@ -24,10 +25,14 @@ from gateway.store import EventLog
 
 
 class AppRecTracker:
-    def __init__(self, store: EventLog, publisher: Publisher, deadline_hours: float = 96.0) -> None:
+    def __init__(self, store: EventLog, publisher: Publisher, deadline_hours: float = 96.0, *,
+                 policy: FailurePolicy | None = None, max_bytes: int = 1024 * 1024) -> None:
         self.store = store
         self.publisher = publisher
         self.deadline = timedelta(hours=deadline_hours)
+        # gateway run passes the consumer's policy, so receipts wait out an outage like the event path does
+        self.policy = policy or FailurePolicy()
+        self.max_bytes = max_bytes
 
     def handle(self, body: bytes, message_id: str | None = None) -> str:
         """The outcome: acknowledged, rejected, late, duplicate or parked. Never raises for a bad receipt."""

@@ -1,7 +1,16 @@
-"""Fødselsnummer and D-nummer: check digits, birth date with century, synthetic test numbers.
+"""Fødselsnummer and D-nummer: check digits, birth date with century, synthetic test numbers, H-numbers.
 
-Synthetic numbers add 80 to the month (NAV's convention; Skatteetaten's Tenor adds 40), so they
-can never be a real person's. Both are accepted as valid dates, since test data uses them.
+The month's first digit says what kind of number it is:
+
+* month + 80: a *synthetic* test number (Skatteetaten's Tenor convention), never a real person's. The test
+  data and the demo use them; a production gateway refuses them (``GATEWAY_SYNTHETIC_FNR=refuse``).
+* month + 40: an *H-nummer*, a hospital's internal help number for a patient whose identity is not
+  established. It is not a national identity: a message carrying it as a fødselsnummer would be filed on the
+  wrong person or no one at the receiver, so the gateway refuses it (``is_h_nummer``). (NAV's older synthetic
+  numbers also use + 40; they are refused for the same reason.)
+
+``is_valid`` checks the digits and the date only; what a kartlegging may carry is decided in
+``kartlegging.parse_event``.
 """
 
 from __future__ import annotations
@@ -58,6 +67,20 @@ def birth_date(fnr: str) -> date:
     if century is None:
         raise ValueError("individual number and year do not fit any century")
     return date(century + year2, month, day)
+
+
+def _month_digit(fnr: str) -> int:
+    return int(fnr[2])
+
+
+def is_h_nummer(fnr: str) -> bool:
+    """An H-nummer (month + 40): a hospital's internal number, not a national identity."""
+    return _month_digit(fnr) in (4, 5)
+
+
+def is_synthetic(fnr: str) -> bool:
+    """A synthetic test number (month + 80): never a real person's."""
+    return _month_digit(fnr) in (8, 9)
 
 
 def is_valid(fnr: str) -> bool:

@@ -10,22 +10,24 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import fastjsonschema
 import jsonschema
 
 from gateway.domain import fodselsnummer
+from gateway.domain.envelope import UUID_PATTERN, _DuplicateKey, _no_duplicates, event_id_of  # noqa: F401
 from gateway.errors import Parked, Reason
 from gateway.settings import packaged
 
 SCHEMA_ID = "kartlegging.completed/1"
 # The contract is part of the gateway's version, so it always comes from the package, never an override.
 CONTRACT_PATH = packaged("schemas", "kartlegging.completed-1.schema.json")
-# Fields whose values must never be echoed in a reason (reasons go to AMQP headers and logs).
-_PRIVATE_FIELDS = {"fnr", "given_name", "family_name", "guardian"}
+# A reason names the field path and the rule broken, never a value (issue 12, point 11): reasons go to AMQP
+# headers, the store and logs, and a value in an unexpected place (a fødselsnummer in a list, a name in the
+# diagnosis) is patient data whatever field it sits in.
 
 # The 13 topic areas of the municipal form (seed 004). Codes are stable API; the Norwegian
 # label is what receivers read.
@@ -175,7 +177,6 @@ class Kartlegging:
             and self.individuell_plan.consent_to_notify
 
 
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 @lru_cache(maxsize=1)
@@ -198,6 +199,53 @@ def _fast_check() -> Any:
     return fastjsonschema.compile(_contract(), formats={"uuid": UUID_PATTERN})
 
 
+@dataclass(frozen=True)
+class Checks:
+    """The plausibility rules a schema cannot say, with their limits (settings, docs/limits.md).
+
+    A number can have valid check digits and still be wrong for this event: a birth date after the kartlegging
+    (age −14 went to the barnekoordinator as "barn: -14 år"), a patient of 130, a kartlegging dated years
+    away from when it arrives. Each is parked for a person to look at rather than routed on a guess.
+    ``accept_synthetic`` is False in production: a synthetic test number there is a test event published to
+    the wrong broker, and its messages would reach real receivers."""
+
+    accept_synthetic: bool = True
+    max_age_years: int = 120
+    max_past_days: int = 1095  # 0: no check (the demo's fixture world has fixed dates)
+    future_days: int = 1  # 0: no check
+
+
+DEFAULT_CHECKS = Checks()
+
+
+@lru_cache(maxsize=1)
+def _contract_names() -> frozenset[str]:
+    """Every property name the contract defines: the only keys a reason may name."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                names.update(props)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(_contract())
+    return frozenset(names)
+
+
+def field_path(parts: Any) -> str:
+    """A path a reason may show: contract field names and list positions; any other key (it came from the
+    sender, and could be a number or a name) is shown as ``?``."""
+    names = _contract_names()
+    shown = [str(p) if isinstance(p, int) or p in names else "?" for p in parts]
+    return ".".join(shown) or "(event)"
+
+
 def contract_errors(data: Any) -> str | None:
     """The first contract violation, readable and free of patient data; None when the event is valid."""
     try:
@@ -208,33 +256,52 @@ def contract_errors(data: Any) -> str | None:
         return _describe(error) if error is not None else "the event does not match the contract"
 
 
+def _rule(error: jsonschema.ValidationError) -> str:
+    """The rule broken, in words taken from the contract only (never from ``error.message``, which quotes the
+    value)."""
+    kind, wanted = error.validator, cast(Any, error.validator_value)
+    if kind == "required":
+        have = error.instance if isinstance(error.instance, dict) else {}
+        missing = [name for name in wanted if name not in have]
+        return f"missing {', '.join(repr(m) for m in missing)}"
+    if kind == "type":
+        return f"must be of type {wanted}"
+    if kind == "const":
+        return f"must be {wanted!r}"
+    if kind == "enum":
+        listed = ", ".join(repr(v) for v in wanted)
+        return f"must be one of {listed if len(listed) <= 200 else 'the values the contract lists'}"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
+                "minItems", "maxItems", "pattern", "format", "multipleOf", "uniqueItems"):
+        return f"{kind} {wanted!r} not met"
+    if kind == "additionalProperties":
+        return "has fields the contract does not allow"
+    return f"does not match the contract ({kind})"
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
-    path = ".".join(str(p) for p in error.absolute_path) or "(event)"
-    if _PRIVATE_FIELDS & {str(p) for p in error.absolute_path}:
-        return f"{path}: invalid value ({error.validator} {error.validator_value!r} not met)"
-    if error.validator == "required":
-        return f"{path}: {error.message}"
-    message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
-    return f"{path}: {message}"
+    return f"{field_path(error.absolute_path)}: {_rule(error)}"
 
 
-def event_id_of(body: bytes) -> str | None:
-    """The event_id of a raw body, if it has a usable one; for bookkeeping of bad events too."""
-    match = re.search(rb'"event_id"\s*:\s*"([0-9A-Fa-f-]{36})"', body[:65536])
-    return match.group(1).decode().lower() if match else None
+_SCHEMA_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,40}/[0-9]{1,3}")
 
 
-def parse_event(body: bytes) -> Kartlegging:
-    """Validate a raw event against contract version 1 and the rules a schema cannot say."""
+def parse_event(body: bytes, checks: Checks = DEFAULT_CHECKS, *, today: date | None = None) -> Kartlegging:
+    """Validate a raw event against contract version 1 and the rules a schema cannot say. ``today`` (the
+    consumer's clock) turns on the checks of the kartlegging's date against the day it arrives."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as dup:
+        name = repr(dup.key) if dup.key in _contract_names() else "a key"
+        raise Parked(Reason.SCHEMA, f"(event): an object has {name} twice") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise Parked(Reason.NOT_JSON, "the body is not UTF-8 JSON") from None
     if not isinstance(data, dict):
         raise Parked(Reason.NOT_JSON, "the body is JSON but not an object")
     schema = data.get("schema")
     if isinstance(schema, str) and schema != SCHEMA_ID:
-        raise Parked(Reason.UNSUPPORTED_SCHEMA, f"schema {schema[:60]!r} is not supported; expected {SCHEMA_ID!r}")
+        shown = repr(schema) if _SCHEMA_NAME.fullmatch(schema) else "this schema"
+        raise Parked(Reason.UNSUPPORTED_SCHEMA, f"schema: {shown} is not supported; expected {SCHEMA_ID!r}")
     problem = contract_errors(data)
     if problem is not None:
         raise Parked(Reason.SCHEMA, problem)
@@ -242,26 +309,56 @@ def parse_event(body: bytes) -> Kartlegging:
         event = _to_event(data)
     except ValueError as exc:
         raise Parked(Reason.SCHEMA, str(exc)) from None
-    if not fodselsnummer.is_valid(event.patient.fnr):
-        raise Parked(Reason.BAD_FNR, "patient.fnr: not a valid fødselsnummer or D-nummer (check digits or date)")
+    _check_identity(event, checks, today)
     if event.samhandlingspunkt in (1, 2) and event.declined is None and event.assessment.procedure_code != "WMFG10":
         raise Parked(Reason.WMFG10_MISSING,
                      f"assessment.procedure_code must be WMFG10 at samhandlingspunkt {event.samhandlingspunkt}")
     return event
 
 
+def _check_identity(event: Kartlegging, checks: Checks, today: date | None) -> None:
+    """The patient's number and the dates must make sense together (see ``Checks``)."""
+    fnr = event.patient.fnr
+    if not fodselsnummer.is_valid(fnr):
+        raise Parked(Reason.BAD_FNR, "patient.fnr: not a valid fødselsnummer or D-nummer (check digits or date)")
+    if fodselsnummer.is_h_nummer(fnr):
+        raise Parked(Reason.H_NUMMER, "patient.fnr: an H-nummer (a hospital's internal number, month + 40) is not a "
+                                      "national identity; send the fødselsnummer or D-nummer")
+    if fodselsnummer.is_synthetic(fnr) and not checks.accept_synthetic:
+        raise Parked(Reason.SYNTHETIC_FNR, "patient.fnr: a synthetic test number (month + 80); this gateway "
+                                           "refuses test data (GATEWAY_SYNTHETIC_FNR=refuse)")
+    performed = event.assessment.performed_on
+    if fodselsnummer.birth_date(fnr) > performed:
+        raise Parked(Reason.IMPLAUSIBLE_DATE, "patient.fnr: the birth date is after assessment.performed_on")
+    if fodselsnummer.age_on(fnr, performed) > checks.max_age_years:
+        raise Parked(Reason.IMPLAUSIBLE_DATE, f"patient.fnr: the patient would be over {checks.max_age_years} years "
+                                              "old on assessment.performed_on")
+    if today is None:
+        return
+    latest = today + timedelta(days=checks.future_days)
+    if checks.future_days and performed > latest:
+        raise Parked(Reason.IMPLAUSIBLE_DATE, f"assessment.performed_on: more than {checks.future_days} day(s) "
+                                              "after the day the event arrived")
+    if checks.future_days and event.occurred_at.date() > latest:
+        raise Parked(Reason.IMPLAUSIBLE_DATE, f"occurred_at: more than {checks.future_days} day(s) after the day "
+                                              "the event arrived")
+    if checks.max_past_days and performed < today - timedelta(days=checks.max_past_days):
+        raise Parked(Reason.IMPLAUSIBLE_DATE, f"assessment.performed_on: more than {checks.max_past_days} days "
+                                              "before the day the event arrived (GATEWAY_MAX_PAST_DAYS)")
+
+
 def _date(value: str, field: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{field}: {value!r} is not a date (YYYY-MM-DD)") from None
+        raise ValueError(f"{field}: not a date (YYYY-MM-DD)") from None
 
 
 def _to_event(d: dict[str, Any]) -> Kartlegging:
     try:
         occurred_at = datetime.fromisoformat(d["occurred_at"].replace("z", "Z"))
     except ValueError:
-        raise ValueError(f"occurred_at: {d['occurred_at']!r} is not an RFC 3339 date-time") from None
+        raise ValueError("occurred_at: not an RFC 3339 date-time") from None
     if occurred_at.tzinfo is None:
         raise ValueError("occurred_at: the offset is missing")
     s, p, dg, a, c = d["sender"], d["patient"], d["diagnosis"], d["assessment"], d["consent"]

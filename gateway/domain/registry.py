@@ -139,15 +139,9 @@ class MemoryRegister:
 
 
 _KINDS = ("organisation", "department", "service", "person")
-
-
-def _short_text(raw: dict[str, Any], key: str, where: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > 200 or any(ord(c) < 32 for c in value):
-        raise RegisterError(f"{where}: {key} must be a line of text (at most 200 characters)")
-    return value
+# The deepest chain of parents a walk up the tree follows (organisation → department → … → person). Real
+# registries are four or five deep; a longer chain is a mistake, and a cycle would make every walk endless.
+MAX_DEPTH = 16
 
 
 def _edi_address(raw: dict[str, Any], where: str) -> str | None:
@@ -159,70 +153,149 @@ def _edi_address(raw: dict[str, Any], where: str) -> str | None:
     return value
 
 
-def _party(i: int, raw: dict[str, Any]) -> Party:
-    where = f"parties[{i}] (herid {raw.get('herid', '?')})"
+def _where(section: str, i: int, raw: Any, key: str) -> str:
+    """``parties[3] (herid 8100001)``: the HER-id only when it is a whole number (a shifted file could put a
+    fødselsnummer or a name there, and errors never echo a value)."""
+    value = raw.get(key) if isinstance(raw, dict) else None
+    shown = f" ({key} {value})" if isinstance(value, int) and not isinstance(value, bool) and value < 10**9 else ""
+    return f"{section}[{i}]{shown}"
+
+
+def _herid(value: Any, where: str, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 10**9:
+        raise RegisterError(f"{where}: {field} must be a HER-id (a whole number below 1000000000)")
+    return value
+
+
+def _text(value: Any, where: str, field: str, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()) or len(value) > 200:
+        raise RegisterError(f"{where}: {field} must be {'a non-empty' if required else 'a'} text of at most 200 "
+                            "characters")
+    return value
+
+
+def _party(i: int, raw: Any) -> Party:
+    where = _where("parties", i, raw, "herid")
+    if not isinstance(raw, dict):
+        raise RegisterError(f"{where}: a party must be an object")
+    for key in ("herid", "name", "kind"):
+        if key not in raw:
+            raise RegisterError(f"{where}: the field {key!r} is missing")
+    kind = raw["kind"]
+    if kind not in _KINDS:
+        raise RegisterError(f"{where}: kind must be one of {', '.join(_KINDS)}")
+    service_type = raw.get("service_type")
+    if kind == "service" and service_type not in SERVICE_TYPES:
+        raise RegisterError(f"{where}: service_type must be one of {', '.join(SERVICE_TYPES)}")
+    if service_type is not None and service_type not in SERVICE_TYPES:
+        raise RegisterError(f"{where}: service_type must be one of {', '.join(SERVICE_TYPES)}")
+    formats = raw.get("formats", [])
+    if not isinstance(formats, list) or any(f not in FORMAT_NAMES for f in formats):
+        raise RegisterError(f"{where}: formats must be a list of {', '.join(FORMAT_NAMES)}")
+    kommunenummer = raw.get("kommunenummer")
+    if kommunenummer is not None and not (isinstance(kommunenummer, str) and len(kommunenummer) == 4
+                                          and kommunenummer.isascii() and kommunenummer.isdigit()):
+        raise RegisterError(f"{where}: kommunenummer must be four digits in a string, e.g. \"4601\"")
+    active = raw.get("active", True)
+    if not isinstance(active, bool):
+        raise RegisterError(f"{where}: active must be true or false")
+    parent = raw.get("parent_herid")
+    hpr = raw.get("hpr")
+    if hpr is not None and not (isinstance(hpr, str) and hpr.isascii() and hpr.isdigit() and len(hpr) <= 9):
+        raise RegisterError(f"{where}: hpr must be an HPR number (digits in a string)")
+    return Party(
+        herid=_herid(raw["herid"], where, "herid"), name=cast(str, _text(raw["name"], where, "name", True)),
+        kind=cast(PartyKind, kind), parent_herid=None if parent is None else _herid(parent, where, "parent_herid"),
+        active=active, kommunenummer=kommunenummer, service_type=service_type, formats=tuple(formats),
+        given_name=_text(raw.get("given_name"), where, "given_name"),
+        family_name=_text(raw.get("family_name"), where, "family_name"), hpr=hpr,
+        edi_address=_edi_address(raw, where), phone=_text(raw.get("phone"), where, "phone"),
+        opening_hours=_text(raw.get("opening_hours"), where, "opening_hours"),
+    )
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON file from an operator: invalid UTF-8 or JSON is an error naming the file and line, never a
+    traceback and never the bytes it found."""
+    raw = path.read_bytes()
     try:
-        kind = raw["kind"]
-        if kind not in _KINDS:
-            raise RegisterError(f"{where}: kind {kind!r} is not one of {', '.join(_KINDS)}")
-        service_type = raw.get("service_type")
-        if kind == "service" and service_type not in SERVICE_TYPES:
-            raise RegisterError(f"{where}: service_type {service_type!r} is not one of {', '.join(SERVICE_TYPES)}")
-        return Party(
-            herid=int(raw["herid"]), name=str(raw["name"]), kind=cast(PartyKind, kind),
-            parent_herid=raw.get("parent_herid"), active=bool(raw.get("active", True)),
-            kommunenummer=raw.get("kommunenummer"), service_type=service_type,
-            formats=tuple(raw.get("formats", ())), given_name=raw.get("given_name"),
-            family_name=raw.get("family_name"), hpr=raw.get("hpr"), edi_address=_edi_address(raw, where),
-            phone=_short_text(raw, "phone", where), opening_hours=_short_text(raw, "opening_hours", where),
-        )
-    except KeyError as exc:
-        raise RegisterError(f"{where}: the field {exc.args[0]!r} is missing") from None
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, RegisterError):
-            raise
-        raise RegisterError(f"{where}: {exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RegisterError(f"{path}, line {line}: not valid UTF-8") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RegisterError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise RegisterError(f"{path}: nested too deeply to be a registry") from None
+
+
+def check_tree(parties: dict[int, Party]) -> None:
+    """Every parent exists, every chain up the tree ends at an organisation within MAX_DEPTH steps, and no
+    chain loops: two departments that were each other's parent made ``address_of`` loop for ever (issue 12)."""
+    for party in parties.values():
+        if party.parent_herid is not None and party.parent_herid not in parties:
+            raise RegisterError(f"party {party.herid}: parent_herid {party.parent_herid} is not in the file")
+        if party.kind != "organisation" and party.parent_herid is None:
+            raise RegisterError(f"party {party.herid}: a {party.kind} needs a parent_herid")
+    for party in parties.values():
+        chain = [party.herid]
+        current = party
+        while current.parent_herid is not None:
+            if current.parent_herid in chain:
+                loop = [*chain[chain.index(current.parent_herid):], current.parent_herid]
+                raise RegisterError("parent_herid forms a cycle: " + " → ".join(str(h) for h in loop))
+            if len(chain) > MAX_DEPTH:
+                raise RegisterError(f"party {party.herid}: more than {MAX_DEPTH} levels of parents")
+            chain.append(current.parent_herid)
+            current = parties[current.parent_herid]
 
 
 def load_register(path: Path) -> MemoryRegister:
-    """Read and check the whole file; a broken file changes nothing and says which entry is wrong."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise RegisterError(f"{path} is not valid JSON: {exc}") from None
+    """Read and check the whole file; a broken file changes nothing and says which entry is wrong. A file
+    without parties is refused: importing it would empty the registry (issue 12)."""
+    data = read_json_file(path)
     if not isinstance(data, dict) or data.get("version") != 1:
         raise RegisterError(f"{path}: expected an object with \"version\": 1")
+    parties = data.get("parties")
+    if not isinstance(parties, list) or not parties:
+        raise RegisterError(f"{path}: \"parties\" must be a non-empty list (a registry without parties would "
+                            "route nothing)")
+    gp_rows = data.get("fastlegeregister", [])
+    if not isinstance(gp_rows, list):
+        raise RegisterError(f"{path}: \"fastlegeregister\" must be a list")
     register = MemoryRegister()
-    for i, raw in enumerate(data.get("parties", [])):
+    for i, raw in enumerate(parties):
         party = _party(i, raw)
         if party.herid in register.parties:
             raise RegisterError(f"parties[{i}] (herid {party.herid}): the HER-id appears twice")
         register.parties[party.herid] = party
-    for party in register.parties.values():
-        if party.parent_herid is not None and party.parent_herid not in register.parties:
-            raise RegisterError(f"party {party.herid}: parent_herid {party.parent_herid} is not in the file")
-        if party.kind != "organisation" and party.parent_herid is None:
-            raise RegisterError(f"party {party.herid}: a {party.kind} needs a parent_herid")
-    for i, raw in enumerate(data.get("fastlegeregister", [])):
-        where = f"fastlegeregister[{i}] (gp_herid {raw.get('gp_herid', '?')})"
-        try:
-            assignment = GpAssignment(
-                fnr=str(raw["fnr"]), gp_herid=int(raw["gp_herid"]),
-                valid_from=date.fromisoformat(raw["valid_from"]),
-                valid_to=date.fromisoformat(raw["valid_to"]) if raw.get("valid_to") else None,
-                relation=raw.get("relation", "fastlege"),
-            )
-        except KeyError as exc:
-            raise RegisterError(f"{where}: the field {exc.args[0]!r} is missing") from None
-        except (TypeError, ValueError) as exc:
-            raise RegisterError(f"{where}: {exc}") from None
-        if not fodselsnummer.is_valid(assignment.fnr):
+    check_tree(register.parties)
+    for i, raw in enumerate(gp_rows):
+        where = _where("fastlegeregister", i, raw, "gp_herid")
+        if not isinstance(raw, dict):
+            raise RegisterError(f"{where}: an entry must be an object")
+        for key in ("fnr", "gp_herid", "valid_from"):
+            if key not in raw:
+                raise RegisterError(f"{where}: the field {key!r} is missing")
+        if not isinstance(raw["fnr"], str) or not fodselsnummer.is_valid(raw["fnr"]):
             raise RegisterError(f"{where}: fnr is not a valid fødselsnummer or D-nummer")
+        try:
+            valid_from = date.fromisoformat(raw["valid_from"])
+            valid_to = date.fromisoformat(raw["valid_to"]) if raw.get("valid_to") else None
+        except (TypeError, ValueError):
+            raise RegisterError(f"{where}: valid_from and valid_to must be dates (YYYY-MM-DD)") from None
+        relation = raw.get("relation", "fastlege")
+        if relation not in ("fastlege", "vikar"):
+            raise RegisterError(f"{where}: relation must be fastlege or vikar")
+        assignment = GpAssignment(fnr=raw["fnr"], gp_herid=_herid(raw["gp_herid"], where, "gp_herid"),
+                                  valid_from=valid_from, valid_to=valid_to, relation=relation)
         gp = register.parties.get(assignment.gp_herid)
         if gp is None or gp.kind != "person":
             raise RegisterError(f"{where}: gp_herid is not a person in parties")
-        if assignment.relation not in ("fastlege", "vikar"):
-            raise RegisterError(f"{where}: relation must be fastlege or vikar")
         register.assignments.setdefault(assignment.fnr, []).append(assignment)
     return register
 
@@ -254,8 +327,14 @@ def address_of(register: Register, herid: int) -> Address | None:
         return None
     if party.kind == "organisation":
         return Address(organisation=party)
+    # Bounded: a registry kept in the store before cycles were refused, or edited by hand, must not make
+    # routing loop for ever. A cycle or a chain longer than MAX_DEPTH has no address.
     parent = register.party(party.parent_herid) if party.parent_herid else None
+    seen = {party.herid}
     while parent is not None and parent.kind != "organisation":
+        if parent.herid in seen or len(seen) > MAX_DEPTH:
+            return None
+        seen.add(parent.herid)
         parent = register.party(parent.parent_herid) if parent.parent_herid else None
     if parent is None:
         return None

@@ -51,9 +51,36 @@ ROOT_FORMATS: dict[str, str] = {
 }
 APPREC_SCHEMAS: dict[str, str] = {ns: SCHEMAS[name] for ns, name in ROOT_FORMATS.items()}
 
-# A DOCTYPE right at the start (after BOM, XML declaration, comments, PIs), seen before libxml2
-# reads any entity declaration. Other encodings (UTF-16) are caught after parsing.
-_DOCTYPE_IN_PROLOG = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s+|<\?.*?\?>|<!--.*?-->)*<!DOCTYPE", re.DOTALL)
+_XML_SPACE = re.compile(rb"[ \t\r\n]*")  # one character class, no nesting: linear
+
+
+def doctype_in_prolog(xml: bytes) -> bool:
+    r"""Whether a DOCTYPE comes right at the start (after a BOM, whitespace, the XML declaration, comments and
+    processing instructions), seen before libxml2 reads any entity declaration. Other encodings (UTF-16) are
+    caught after parsing.
+
+    A hand-written scan, not a regular expression: this runs on bytes from anyone, and a backtracking pattern
+    such as ``(?:\s+|<\?.*?\?>)*`` takes exponential time on a run of spaces (issue 12: 73 bytes stopped the
+    gateway). Every step moves ``i`` forward and each ``find`` looks at a byte at most once, so the scan is
+    linear in the length of the input."""
+    i, n = (3 if xml.startswith(b"\xef\xbb\xbf") else 0), len(xml)
+    while i < n:
+        space = _XML_SPACE.match(xml, i)
+        if space is not None and space.end() > i:
+            i = space.end()
+        elif xml.startswith(b"<?", i):
+            end = xml.find(b"?>", i + 2)
+            if end < 0:
+                return False  # never closed: not well-formed, libxml2 refuses it
+            i = end + 2
+        elif xml.startswith(b"<!--", i):
+            end = xml.find(b"-->", i + 4)
+            if end < 0:
+                return False
+            i = end + 3
+        else:
+            return xml.startswith(b"<!DOCTYPE", i)
+    return False
 
 
 class MessageInvalid(GatewayError):
@@ -92,7 +119,7 @@ def parse_untrusted(xml: bytes) -> etree._Element:
     """Parse a message from outside; T01 for anything that is not plain, well-formed XML."""
     if len(xml) > MAX_MESSAGE_BYTES:
         raise MessageInvalid("T01", "/", f"the message is larger than {MAX_MESSAGE_BYTES} bytes")
-    if _DOCTYPE_IN_PROLOG.match(xml):
+    if doctype_in_prolog(xml):
         raise MessageInvalid("T01", "/", "a DOCTYPE is not allowed in a message")
     try:
         root = etree.fromstring(xml, _parser())

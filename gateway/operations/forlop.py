@@ -30,7 +30,7 @@ from gateway.oversikt.pathway import (
     worklists,
 )
 from gateway.routing.rules import PERSON_TARGETS, RuleSet
-from gateway.store import SqlStore, patient_key
+from gateway.store import SqlStore
 
 # the routing rules' service types, as the coverage report names the roles
 WANTED_FROM_TARGETS = {"forvaltningsenhet", "koordinerende_enhet", "kreftkoordinator", "barnekoordinator",
@@ -149,7 +149,7 @@ def parked_without_wmfg10(store: SqlStore, register: Register) -> list[Kartleggi
             data = json.loads(bytes(r["body"]))
             sender = register.party(int(data["sender"]["herid"]))
             out.append(KartleggingRecord(
-                event_id=r["event_id"] or str(r["id"]), patient_key=patient_key(str(data["patient"]["fnr"])),
+                event_id=r["event_id"] or str(r["id"]), patient_key=store.patient_key(str(data["patient"]["fnr"])),
                 samhandlingspunkt=int(data["samhandlingspunkt"]),
                 performed_on=date.fromisoformat(data["assessment"]["performed_on"]),
                 sender_herid=int(data["sender"]["herid"]), sender_name=sender.name if sender else "?",

@@ -24,6 +24,11 @@ from gateway.settings import PACKAGED_ROUTES, PACKAGED_TEMPLATES
 PERSON_TARGETS = {"fastlege", "sykehus"}
 TARGETS = set(SERVICE_TYPES) | PERSON_TARGETS
 NON_HEALTH = {"nav"}  # receivers that get a copy only with the patient's consent (share_with_nav)
+# The names a receiver's role may have: every target, and "kommune" (whichever kommune service the fallback
+# chain finds). A role is also known when the templates folder has texts of its own for it
+# (``{family}_{role}.txt.j2``). Anything else is a typo (``fastleeg``) that would silently pick the generic
+# text and the wrong receiver name in the message, so it is refused with file:line.
+ROLES = TARGETS | {"kommune"}
 
 
 class RuleError(ConfigurationError):
@@ -93,10 +98,24 @@ class RuleSet:
         return self.kommune_additions.get(kommunenummer, ()) + self.default_additions
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"the key {key!r} appears twice")
+        self.key = key
+        self.line = line
+
+
 class _LineLoader(yaml.SafeLoader):
-    """Keeps each mapping's line, so errors can point at it."""
+    """Keeps each mapping's line, so errors can point at it, and refuses a key given twice in one mapping: YAML
+    loaders keep the last silently, so a second ``find:`` rerouted messages without a word (issue 12)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
         mapping = super().construct_mapping(node, deep=True)
         mapping["__line__"] = node.start_mark.line + 1
         return mapping
@@ -114,13 +133,24 @@ def _check_keys(raw: dict[str, Any], allowed: set[str], where: str) -> None:
         raise RuleError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _receiver(raw: Any, path: Path) -> ReceiverRule:
+def known_roles(templates: Path) -> set[str]:
+    """ROLES plus every role the templates folder has texts of its own for."""
+    own = {p.name.removesuffix(".txt.j2").split("_", 1)[1] for p in templates.glob("*_*.txt.j2")}
+    for n in range(1, 6):
+        own = {r.removeprefix(f"sp{n}_") for r in own} - {f"sp{n}"}
+    return ROLES | own
+
+
+def _receiver(raw: Any, path: Path, roles: set[str]) -> ReceiverRule:
     if not isinstance(raw, dict):
         raise RuleError(f"{path}: a receiver must be a mapping")
     where = f"{path}:{raw['__line__']}"
     _check_keys(raw, {"role", "find", "formats", "optional"}, where)
     if not isinstance(raw.get("role"), str):
         raise RuleError(f"{where}: a receiver needs a role (a name for it)")
+    if raw["role"] not in roles:
+        raise RuleError(f"{where}: unknown role {raw['role']!r}; known: {', '.join(sorted(ROLES))} (or a role "
+                        "with its own template)")
     find = _strings(raw.get("find"), where, "find")
     for target in find:
         if target not in TARGETS:
@@ -179,7 +209,8 @@ def _rule(raw: Any, path: Path, templates: Path) -> Rule:
     receivers = raw.get("receivers")
     if not isinstance(receivers, list) or not receivers:
         raise RuleError(f"{where}: a rule needs receivers")
-    return Rule(raw["name"], when, tuple(_receiver(r, path) for r in receivers),
+    roles = known_roles(templates)
+    return Rule(raw["name"], when, tuple(_receiver(r, path, roles) for r in receivers),
                 f"{path.parent.name}/{path.name}:{raw['__line__']}", template)
 
 
@@ -213,6 +244,10 @@ def _load_rule_file(path: Path, templates: Path
                     ) -> tuple[str | None, tuple[Rule, ...], tuple[Rule, ...], dict[str, Any] | None]:
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
+    except _DuplicateKey as dup:
+        raise RuleError(f"{path}:{dup.line}: {dup}; the second would silently replace the first") from None
+    except UnicodeDecodeError:
+        raise RuleError(f"{path}: not valid UTF-8") from None
     except yaml.YAMLError as exc:
         raise RuleError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -8,6 +8,7 @@ contact-point registry kept in the same database. ``SqlStore`` is all of them on
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -15,13 +16,15 @@ from typing import Any, Protocol
 from gateway.domain.history import Tidligere
 from gateway.messages.outbound import Melding
 from gateway.store.db import Database, open_database
-from gateway.store.events import END_STATES, EventOutcome, EventStore, Incoming, StoredEvent, patient_key
+from gateway.store.events import END_STATES, EventOutcome, EventStore, Incoming, StoredEvent
 from gateway.store.inbound import InboundRecord, InboundStore
+from gateway.store.outbox import OutboxStore
 from gateway.store.queries import OperatorQueries
+from gateway.store.receipts import ReceiptStore
 from gateway.store.status import StatusChanges
 
 __all__ = ["END_STATES", "EventLog", "EventOutcome", "InboundRecord", "Incoming", "SqlStore", "Store", "StoredEvent",
-           "open_store", "patient_key"]
+           "open_store"]
 
 
 class EventLog(Protocol):
@@ -43,6 +46,8 @@ class EventLog(Protocol):
     def mark_overdue(self, sent_before: datetime) -> list[dict[str, Any]]: ...
 
     def kartlegginger(self, fnrs: Iterable[str]) -> dict[str, list[Tidligere]]: ...
+
+    def patient_key(self, fnr: str) -> str: ...
 
 
 class Store(EventLog, Protocol):
@@ -78,16 +83,28 @@ class Store(EventLog, Protocol):
     def close(self) -> None: ...
 
 
-class SqlStore(EventStore, InboundStore, OperatorQueries, StatusChanges):
+class SqlStore(EventStore, ReceiptStore, OutboxStore, InboundStore, OperatorQueries, StatusChanges):
     """The store on one database connection (SQLite or PostgreSQL)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, secret: bytes | None = None) -> None:
+        """``secret``: the installation's (gateway.store.secret), checked against the store's fingerprint.
+        Without it (tools, tests, the demo) the store keys patients with a secret of this process only: it finds
+        the patients this process recorded, and ``gateway run`` re-keys the rest on its next start."""
         self.db = db
+        self.secret = secrets.token_bytes(32)
+        if secret is not None:
+            self.bind_secret(secret)
 
     def close(self) -> None:
         self.db.close()
 
 
-def open_store(url: str, *, create: bool = True) -> SqlStore:
-    """The store at ``url`` (see ``open_database``); ``create=False`` for commands that only read."""
-    return SqlStore(open_database(url, create=create))
+def open_store(url: str, *, create: bool = True, secret: bytes | None = None) -> SqlStore:
+    """The store at ``url`` (see ``open_database``); ``create=False`` for commands that only read. ``secret``:
+    the installation's secret for the keyed patient hash (see ``SqlStore``)."""
+    db = open_database(url, create=create)
+    try:
+        return SqlStore(db, secret)
+    except BaseException:
+        db.close()
+        raise

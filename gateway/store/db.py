@@ -151,9 +151,18 @@ class Sqlite:
                 if "locked" not in str(exc) or attempt == 99:
                     raise
                 time.sleep(0.05)
+        self._owner_only()
         db.execute("PRAGMA synchronous=FULL")  # a committed event survives a power cut
         db.execute("PRAGMA foreign_keys=ON")
         return db
+
+    def _owner_only(self) -> None:
+        """A store file made before this rule (or copied in with a wide umask) is narrowed to 0600 too."""
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(f"{self.path}{suffix}")
+            with contextlib.suppress(OSError):  # absent, or not ours to change: SQLite still works
+                if path.stat().st_mode & 0o077:
+                    os.chmod(path, 0o600)
 
     def begin(self, db: Any) -> None:
         db.execute("BEGIN IMMEDIATE")

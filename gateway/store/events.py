@@ -17,15 +17,31 @@ from typing import Any
 
 from gateway.domain.history import Tidligere
 from gateway.domain.kartlegging import Contact
+from gateway.errors import ConfigurationError
 from gateway.messages.outbound import Melding
 from gateway.store.db import Database, Tx
+from gateway.store.secret import fingerprint, keyed_hash
 
 END_STATES = ("sent", "not_shared", "declined")  # a duplicate of an event in these is only noted
 
 
-def patient_key(fnr: str) -> str:
-    """How the store finds a patient's earlier events without another copy of the number in clear."""
-    return hashlib.sha256(("pakkeforlop-hjem/" + fnr).encode()).hexdigest()
+def oversized_stub(body: bytes) -> bytes:
+    """What the store and gateway.parked keep of a body over the size limit (docs/limits.md): its size and
+    SHA-256, by which the sender finds the original. Keeping the body itself would let one publisher fill the
+    store and the broker (issue 12: ten 40 MB events took 460 MB of store)."""
+    return json.dumps({"gateway": "body not kept: larger than the limit (docs/limits.md)", "bytes": len(body),
+                       "sha256": hashlib.sha256(body).hexdigest()}).encode()
+
+
+def same_content(a: bytes, b: bytes) -> bool:
+    """Whether two bodies with one event_id say the same: equal bytes, or equal JSON (a sender that serialises
+    the same event again with other spacing or key order sends the same event)."""
+    if a == b:
+        return True
+    try:
+        return bool(json.loads(a) == json.loads(b))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
 
 
 def dedupe_key(item: Incoming) -> str:
@@ -63,9 +79,13 @@ def now_utc() -> str:
 
 @dataclass(frozen=True)
 class StoredEvent:
+    """``conflict_with``: this delivery reused the event_id of stored event ``conflict_with`` with another
+    body; it is stored as its own event (so the operator sees both) and parked with EVENT_ID_CONFLICT."""
+
     ref: int
     status: str
     attempts: int = 1
+    conflict_with: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,7 @@ class Incoming:
     event_id: str | None
     amqp_message_id: str | None
     content_type: str | None = None
+    original_size: int | None = None  # set when the body was over the limit and ``body`` is its stub
 
 
 @dataclass(frozen=True)
@@ -110,12 +131,47 @@ class EventStore:
     """The consumer's and the receipt tracker's view of the store."""
 
     db: Database
+    secret: bytes
+
+    def patient_key(self, fnr: str) -> str:
+        """How the store finds a patient's earlier events without another copy of the number in clear: an HMAC
+        keyed with the installation's secret (gateway.store.secret), not reversible by trying every number."""
+        return keyed_hash(self.secret, fnr)
+
+    def bind_secret(self, secret: bytes) -> int:
+        """Use the installation's secret. The store keeps its fingerprint: another secret is refused (it would
+        silently lose every patient's history); a store without one (new, or keyed before issue 12 with a plain
+        hash) has every patient_key computed again from the stored bodies. Returns how many were re-keyed."""
+        mark = fingerprint(secret)
+
+        def work(tx: Tx) -> int:
+            row = tx.one("SELECT fingerprint FROM store_secret")
+            if row is not None:
+                if row["fingerprint"] != mark:
+                    raise ConfigurationError(
+                        "GATEWAY_SECRET_FILE holds another secret than the one this store was keyed with; use the "
+                        "installation's secret file (every replica needs the same copy)")
+                return 0
+            rekeyed = 0
+            for r in tx.all("SELECT id, body FROM events WHERE patient_key IS NOT NULL"):
+                fnr = _fnr_of(bytes(r["body"]))
+                tx.execute("UPDATE events SET patient_key = ? WHERE id = ?",
+                           (keyed_hash(secret, fnr) if fnr else None, r["id"]))
+                rekeyed += 1
+            tx.execute("INSERT INTO store_secret(fingerprint, since) VALUES (?, ?)", (mark, now_utc()))
+            return rekeyed
+
+        rekeyed = self.db.transaction(work)
+        self.secret = secret
+        return rekeyed
 
     def record_events(self, items: Sequence[Incoming]) -> list[StoredEvent]:
         """Record a batch of deliveries in one transaction, before any of them is acked."""
 
         def work(tx: Tx) -> list[StoredEvent]:
             keys = [dedupe_key(item) for item in items]
+            if not keys:
+                return []
             marks = ",".join("?" * len(keys))
             known = {r["dedupe_key"] for r in tx.all(f"SELECT dedupe_key FROM events WHERE dedupe_key IN ({marks})",
                                                      keys)}
@@ -140,7 +196,14 @@ class EventStore:
 
     def _record_again(self, tx: Tx, item: Incoming, key: str) -> StoredEvent:
         """An event the store already has: a duplicate, a redelivery after a crash, or a replay."""
-        row = tx.execute("SELECT id, status, attempts FROM events WHERE dedupe_key = ?", (key,)).fetchone()
+        row = tx.execute("SELECT id, status, attempts, body FROM events WHERE dedupe_key = ?", (key,)).fetchone()
+        has_messages = tx.one("SELECT 1 AS x FROM messages WHERE event_ref = ? LIMIT 1", (row["id"],)) is not None
+        if item.event_id and not same_content(bytes(row["body"]), item.body) and (
+                has_messages or row["status"] != "parked"):
+            # One event_id, two bodies: a receiver must never see one MsgId with two contents, and the first
+            # body must not be lost either. The new body becomes an event of its own, parked, so the operator
+            # sees both; its key is the body's hash, so the same conflicting delivery is recorded once.
+            return self._record_conflict(tx, item, row["id"], row["status"])
         if row["status"] in END_STATES:
             transition(tx, "event", row["id"], row["status"], None, "received again: duplicate")
             return StoredEvent(row["id"], row["status"], row["attempts"])
@@ -150,8 +213,14 @@ class EventStore:
             tx.execute("UPDATE events SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
             transition(tx, "event", row["id"], "routed", None, "delivered again: re-send")
             return StoredEvent(row["id"], "routed", row["attempts"] + 1)
-        # A parked event published again is a replay and starts afresh; any other state is a
-        # redelivery after a crash, which counts towards MAX_ATTEMPTS.
+        if row["status"] == "parked" and has_messages:
+            # Parked after its messages were built (retries exhausted): a replay re-sends those, byte for byte;
+            # building them again would give their MsgIds a second content.
+            tx.execute("UPDATE events SET status = 'routed', attempts = 1 WHERE id = ?", (row["id"],))
+            transition(tx, "event", row["id"], "routed", None, "replay of a parked event: re-send")
+            return StoredEvent(row["id"], "routed", 1)
+        # A parked event published again is a replay (or the sender's correction: nothing of it was sent) and
+        # starts afresh; any other state is a redelivery after a crash, which counts towards MAX_ATTEMPTS.
         replay = row["status"] == "parked"
         attempts = 1 if replay else row["attempts"] + 1
         tx.execute("UPDATE events SET body = ?, status = 'received', attempts = ? WHERE id = ?",
@@ -159,6 +228,21 @@ class EventStore:
         transition(tx, "event", row["id"], "received", None,
                          "replay of a parked event" if replay else f"delivered again after '{row['status']}'")
         return StoredEvent(row["id"], "received", attempts)
+
+    def _record_conflict(self, tx: Tx, item: Incoming, original: int, original_status: str) -> StoredEvent:
+        key = f"conflict:{item.event_id}:{hashlib.sha256(item.body).hexdigest()}"
+        row = tx.one("SELECT id, status, attempts FROM events WHERE dedupe_key = ?", (key,))
+        if row is not None:
+            tx.execute("UPDATE events SET status = 'received', attempts = attempts + 1 WHERE id = ?", (row["id"],))
+            transition(tx, "event", row["id"], "received", None, "conflicting version delivered again")
+            return StoredEvent(row["id"], "received", row["attempts"] + 1, conflict_with=original)
+        new = tx.execute("INSERT INTO events(event_id, dedupe_key, amqp_message_id, received_at, body, status) "
+                         "VALUES (?,?,?,?,?,?) RETURNING id",
+                         (None, key, item.amqp_message_id, now_utc(), item.body, "received")).fetchone()
+        transition(tx, "event", new["id"], "received", None, f"another version of event {original}")
+        transition(tx, "event", original, original_status, "EVENT_ID_CONFLICT",
+                   f"event {new['id']} reuses this event_id with another body (parked)")
+        return StoredEvent(new["id"], "received", 1, conflict_with=original)
 
     def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> None:
         def work(tx: Tx) -> None:
@@ -209,108 +293,10 @@ class EventStore:
 
         return self.db.transaction(work)
 
-    def pending(self, transport: str, limit: int = 100) -> list[dict[str, Any]]:
-        """Messages stored and waiting for a transport other than the consumer's own (EDI 2.0): the outbox.
-        Oldest first, so a backlog drains in order."""
-        return self.db.query(
-            "SELECT m.msg_id, m.event_ref, e.event_id, m.msg_type, m.from_herid, m.to_herid, m.role, m.why, "
-            "m.created_at, m.xml, m.transport, m.api_id FROM messages m JOIN events e ON e.id = m.event_ref "
-            "WHERE m.transport = ? AND m.status = 'built' ORDER BY m.created_at, m.msg_id LIMIT ?",
-            (transport, limit))
-
-    def record_posted(self, msg_id: str, api_id: str) -> None:
-        """The Meldingstjener took the message and gave it ``api_id``; kept before anything else, so a
-        crash after this never posts it again (the sender asks the API about ``api_id`` instead)."""
-
-        def work(tx: Tx) -> None:
-            tx.execute("UPDATE messages SET api_id=?, posted_at=? WHERE msg_id=?", (api_id, now_utc(), msg_id))
-
-        self.db.transaction(work)
-
-    def park_message(self, msg_id: str, code: str, reason: str) -> None:
-        """A transport refused the message for good (an EDI 2.0 4xx): the operator sees the code and the
-        API's text, fixes the cause and replays it."""
-
-        def work(tx: Tx) -> None:
-            tx.execute("UPDATE messages SET status='parked', reason_code=?, reason=? WHERE msg_id=?",
-                       (code, reason, msg_id))
-            transition(tx, "message", msg_id, "parked", code, reason)
-
-        self.db.transaction(work)
-
-    def record_apprec(self, apprec_id: str, original_msg_id: str, status: str, errors: list[dict[str, Any]],
-                      sender_herids: Sequence[str] = (), receiver_herids: Sequence[str] = ()) -> str | None:
-        """Correlate a receipt with the message it answers and record it, once. Returns what happened:
-
-        - ``acknowledged`` / ``rejected``: the message was ``sent`` or ``overdue`` and takes the final status;
-        - ``late``: the message already has a final status (acknowledged, rejected, superseded): the receipt
-          goes into its history but does not flip it (rejected → acknowledged would wipe the errors);
-        - ``duplicate``: a receipt with this AppRec Id was recorded before; nothing changes;
-        - ``wrong_party``: the receipt's Sender is not the receiver the message went to, or its Receiver not
-          the message's sender (one receiver must not mark another's message); the caller parks it;
-        - None: no message of ours has that MsgId; the caller parks it.
-
-        ``OriginalMsgId`` matches case-insensitively: our MsgIds are lower-case UUIDs, and receivers echo
-        them as they like (the helsenorge sample uses upper case). ``sender_herids`` / ``receiver_herids``
-        are every HER-id in the receipt's Sender / Receiver (institution, department, person)."""
-        msg_id = original_msg_id.strip().lower()
-        errors_json = json.dumps(errors, ensure_ascii=False)
-
-        def work(tx: Tx) -> str | None:
-            def record(outcome: str | None, matched: bool) -> None:
-                tx.execute("INSERT INTO apprecs(apprec_id, original_msg_id, status, errors, received_at, matched, "
-                           "outcome, sender_herids, receiver_herids) VALUES (?,?,?,?,?,?,?,?,?)",
-                           (apprec_id, original_msg_id, status, errors_json, now_utc(), 1 if matched else 0,
-                            outcome or "unknown_original", ",".join(sender_herids), ",".join(receiver_herids)))
-
-            if apprec_id and tx.one("SELECT 1 AS x FROM apprecs WHERE apprec_id = ? AND outcome IS NOT NULL",
-                                    (apprec_id,)):
-                transition(tx, "message", msg_id, "duplicate", f"apprec {status}", f"AppRec {apprec_id} again")
-                return "duplicate"
-            row = tx.one("SELECT status, from_herid, to_herid FROM messages WHERE msg_id = ?", (msg_id,))
-            if row is None:
-                record(None, False)
-                return None
-            if str(row["to_herid"]) not in sender_herids or str(row["from_herid"]) not in receiver_herids:
-                record("wrong_party", False)
-                return "wrong_party"
-            if row["status"] not in ("sent", "overdue"):
-                record("late", True)
-                codes = ", ".join(f"{e['code']} {e['text']}" for e in errors)
-                transition(tx, "message", msg_id, row["status"], f"apprec {status}",
-                           f"late receipt {apprec_id} not applied: already {row['status']}"
-                           + (f" ({codes})" if codes else ""))
-                return "late"
-            new_status = "rejected" if status == "2" else "acknowledged"
-            record(new_status, True)
-            tx.execute("UPDATE messages SET status=?, apprec_status=?, apprec_errors=?, answered_at=? "
-                       "WHERE msg_id=?", (new_status, status, errors_json, now_utc(), msg_id))
-            transition(tx, "message", msg_id, new_status, f"apprec {status}",
-                       ", ".join(f"{e['code']} {e['text']}" for e in errors) or None)
-            return new_status
-
-        return self.db.transaction(work)
-
-    def mark_overdue(self, sent_before: datetime) -> list[dict[str, Any]]:
-        """Sent messages without a receipt since before the deadline become overdue, once each."""
-        cutoff = sent_before.astimezone(UTC).isoformat(timespec="milliseconds")
-
-        def work(tx: Tx) -> list[dict[str, Any]]:
-            rows = tx.all("SELECT msg_id, event_ref, to_herid, sent_at FROM messages "
-                          "WHERE status='sent' AND sent_at < ?", (cutoff,))
-            now = now_utc()
-            for r in rows:
-                tx.execute("UPDATE messages SET status='overdue', overdue_at=? WHERE msg_id=?",
-                              (now, r["msg_id"]))
-                transition(tx, "message", r["msg_id"], "overdue", None, f"no AppRec since {r['sent_at']}")
-            return rows
-
-        return self.db.transaction(work)
-
     def kartlegginger(self, fnrs: Iterable[str]) -> dict[str, list[Tidligere]]:
         """Each patient's newest SP1/SP2 kartlegginger that reached their receivers (at most
         HISTORY_DEPTH), newest first: all routing asks of the past. One query for a whole batch."""
-        keys = {patient_key(fnr): fnr for fnr in fnrs}
+        keys = {self.patient_key(fnr): fnr for fnr in fnrs}
         found: dict[str, list[Tidligere]] = {fnr: [] for fnr in keys.values()}
         if not keys:
             return found
@@ -332,3 +318,13 @@ def stored_melding(row: dict[str, Any], event_id: str | None) -> Melding:
     return Melding(msg_id=row["msg_id"], event_id=event_id or "", msg_type=row["msg_type"],
                    from_herid=row["from_herid"], to_herid=row["to_herid"], role=row["role"], why=row["why"],
                    generated_at=row["created_at"], xml=bytes(row["xml"]), transport=row.get("transport") or "amqp")
+
+
+def _fnr_of(body: bytes) -> str | None:
+    """The patient's number in a stored event body, to key it again; None for a body that has none."""
+    try:
+        data = json.loads(body)
+        fnr = data["patient"]["fnr"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError):
+        return None
+    return fnr if isinstance(fnr, str) else None

@@ -8,13 +8,17 @@ from typing import Any
 
 from gateway.messages.outbound import Melding
 from gateway.store.db import Database, Tx
-from gateway.store.events import FLAG_CLAUSE, flag_pattern, now_utc, patient_key, transition
+from gateway.store.events import FLAG_CLAUSE, flag_pattern, now_utc, transition
 
 
 class OperatorQueries:
     """Reads for the CLI and the console; writes only what an operator's action records."""
 
     db: Database
+
+    def patient_key(self, fnr: str) -> str:
+        """The keyed patient hash; ``EventStore`` provides it in ``SqlStore``."""
+        raise NotImplementedError
 
     def find_messages(self, *, status: str | None = None, receiver: int | None = None, kommune: str | None = None,
                       samhandlingspunkt: int | None = None, since: str | None = None, until: str | None = None,
@@ -49,7 +53,7 @@ class OperatorQueries:
     def event(self, key: str) -> dict[str, Any] | None:
         """By event_id or by the store's own number."""
         rows = self.db.query("SELECT * FROM events WHERE event_id = ?", (key.lower(),))
-        if not rows and key.isdigit():
+        if not rows and key.isascii() and key.isdigit() and len(key) <= 18:  # a store number fits 64 bits
             rows = self.db.query("SELECT * FROM events WHERE id = ?", (int(key),))
         return rows[0] if rows else None
 
@@ -207,7 +211,7 @@ class OperatorQueries:
             facts = _body_patient(r["body"]) if r["body"] is not None else {}
             if kommune is not None and (r["kommunenummer"] or facts.get("kommunenummer")) != kommune:
                 continue
-            if patient is not None and (r["patient_key"] or (patient_key(facts["fnr"]) if facts.get("fnr")
+            if patient is not None and (r["patient_key"] or (self.patient_key(facts["fnr"]) if facts.get("fnr")
                                                                else None)) != patient:
                 continue
             ids.append(r["id"])

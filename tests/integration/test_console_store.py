@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.console.auth import hash_password
-from gateway.store import EventOutcome, SqlStore, open_store, patient_key
+from gateway.store import EventOutcome, SqlStore, open_store
 from gateway.store.users import UserError, UserStore
 from tests.conftest import postgres_database
 from tests.factories import mark_sent, melding, park_event, record_event
@@ -43,7 +43,7 @@ def test_searches_count_page_and_find_parked_events_by_the_kommune_in_their_body
     park_event(store, other, "INTERNAL_ERROR", "y")
     sent = record_event(store, _body("s1", "4601", "17856100030"), "s1", None).ref
     store.record_outcomes([EventOutcome(sent, "routed", None, None, 1, "4601", (melding("s1", 8100101),),
-                                        patient_key("17856100030"))])
+                                        store.patient_key("17856100030"))])
     mark_sent(store, sent, [melding("s1", 8100101).msg_id])
 
     rows, total = store.search_events(kommune="4601")
@@ -52,14 +52,14 @@ def test_searches_count_page_and_find_parked_events_by_the_kommune_in_their_body
     assert (total, rows[0]["id"]) == (1, parked)
     rows, total = store.search_events(kommune="4601", limit=1, offset=1)
     assert total == 2 and [r["id"] for r in rows] == [parked]
-    rows, total = store.search_events(patient=patient_key("17856100030"))  # the parked one by its body
+    rows, total = store.search_events(patient=store.patient_key("17856100030"))  # the parked one by its body
     assert total == 2 and [r["id"] for r in rows] == [sent, parked]
-    assert store.search_events(patient=patient_key("17856100030"), kommune="5001")[1] == 0
+    assert store.search_events(patient=store.patient_key("17856100030"), kommune="5001")[1] == 0
     assert store.search_events(receiver=8100101)[1] == 1
     assert store.search_events(key=melding("s1", 8100101).msg_id)[0][0]["id"] == sent
     assert store.search_events(key=str(other))[0][0]["id"] == other
     assert store.search_events(since=since, status="parked")[1] == 2
-    rows, total = store.search_messages(kommune="4601", samhandlingspunkt=1, patient=patient_key("17856100030"))
+    rows, total = store.search_messages(kommune="4601", samhandlingspunkt=1, patient=store.patient_key("17856100030"))
     assert total == 1 and rows[0]["status"] == "sent"
     assert store.search_messages(key="s1")[1] == 1
 

@@ -118,19 +118,19 @@ def test_patient_history_flags_and_declined_on_both_backends(store: SqlStore) ->
 
     from gateway.domain.history import last_hospital
     from gateway.domain.kartlegging import Contact
-    from gateway.store.events import HISTORY_DEPTH, EventOutcome, patient_key
+    from gateway.store.events import HISTORY_DEPTH, EventOutcome
 
     first = record_event(store, b"{}", "e1", None)
     store.record_outcomes([EventOutcome(first.ref, "routed", None, None, 1, "4601", (_melding("e1", 42),),
-                                        patient_key("01017012345"), 8100601, "2026-02-03",
+                                        store.patient_key("01017012345"), 8100601, "2026-02-03",
                                         sender_contact=Contact("Kari", "sykepleier", "+47 1234 5678"))])
     mark_sent(store, first.ref, [msg_id_for("e1", 42)])
     second = record_event(store, b"{}", "e2", None)
     store.record_outcomes([EventOutcome(second.ref, "routed", None, None, 1, "4601", (_melding("e2", 42),),
-                                        patient_key("01017012345"), 8100701, "2026-02-20", ("two-hospitals",))])
+                                        store.patient_key("01017012345"), 8100701, "2026-02-20", ("two-hospitals",))])
     declined = record_event(store, b"{}", "e3", None)
     store.record_outcomes([EventOutcome(declined.ref, "declined", None, "no consent", 2, "4601", (),
-                                        patient_key("01017012345"), 8100701, "2026-03-01")])
+                                        store.patient_key("01017012345"), 8100701, "2026-03-01")])
     history = store.kartlegginger(["01017012345", "02027012345"])
     assert [(t.event_id, t.sender_herid, t.performed_on) for t in history["01017012345"]] == [
         ("e2", 8100701, date(2026, 2, 20)), ("e1", 8100601, date(2026, 2, 3))]  # newest first; not the declined
@@ -143,12 +143,12 @@ def test_patient_history_flags_and_declined_on_both_backends(store: SqlStore) ->
     assert store.find_events(flag="two") == []  # a whole flag, not a part of one
     assert record_event(store, b"{}", "e3", None).status == "declined"  # an end state: a duplicate is only noted
     sp3 = record_event(store, b"{}", "e4", None)  # SP3-SP5 are the kommune's: not the hospitals' history
-    store.record_outcomes([EventOutcome(sp3.ref, "routed", None, None, 3, "4601", (), patient_key("01017012345"),
+    store.record_outcomes([EventOutcome(sp3.ref, "routed", None, None, 3, "4601", (), store.patient_key("01017012345"),
                                         8100103, "2026-03-05")])
     assert [t.event_id for t in store.kartlegginger(["01017012345"])["01017012345"]] == ["e2", "e1"]
     for i in range(HISTORY_DEPTH + 5):  # a patient with very many kartlegginger: only the newest are read
         ref = record_event(store, b"{}", f"many-{i}", None).ref
-        store.record_outcomes([EventOutcome(ref, "routed", None, None, 1, "4601", (), patient_key("03037012345"),
+        store.record_outcomes([EventOutcome(ref, "routed", None, None, 1, "4601", (), store.patient_key("03037012345"),
                                             8100601, "2026-01-01")])
     many = store.kartlegginger(["03037012345"])["03037012345"]
     assert len(many) == HISTORY_DEPTH and many[0].event_id == f"many-{HISTORY_DEPTH + 4}"

@@ -24,7 +24,7 @@ REGISTER = load_register(ROOT / "fixtures" / "register.json")
 def handler(tmp_path: Path) -> EventHandler:
     store = open_store(f"sqlite:///{tmp_path / 's.sqlite3'}")
     return EventHandler(REGISTER, store, MemoryPublisher(),
-                        clock=lambda: datetime(2026, 3, 1, tzinfo=UTC))
+                        clock=lambda: datetime(2026, 3, 10, tzinfo=UTC))
 
 
 def delivery(name: str) -> Incoming:

@@ -15,13 +15,15 @@ from gateway.delivery.bus import MemoryPublisher
 from gateway.delivery.consumer import EventHandler
 from gateway.delivery.edi2.transport import Edi2Inbox, Edi2Outbox
 from gateway.delivery.receipts import AppRecTracker
-from gateway.domain.kartlegging import event_id_of
+from gateway.domain.kartlegging import Checks, event_id_of
 from gateway.domain.registry import EDI2, MemoryRegister, load_register
 from gateway.errors import Reason
 from gateway.standin.local import LocalMeldingstjener, local_meldingstjener
 from gateway.standin.state import FailRule, ReceiverBehaviour
 from gateway.store import Incoming, SqlStore, open_store
 
+# The fixtures' dates are fixed: the date checks are off, as in the demo (docs/limits.md).
+FIXTURE_CHECKS = Checks(max_past_days=0, future_days=0)
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "fixtures" / "events"
 EVENT = "02-sp2-trondheim-lungekreft.json"
@@ -52,7 +54,7 @@ def world(tmp_path: Path, **receivers: ReceiverBehaviour) -> LocalMeldingstjener
 
 def test_mixed_batch_amqp_now_edi2_by_the_outbox_then_acknowledged(store: SqlStore, tmp_path: Path) -> None:
     publisher = MemoryPublisher()
-    handler = EventHandler(register_with_edi_gp({GP}), store, publisher,
+    handler = EventHandler(register_with_edi_gp({GP}), store, publisher, checks=FIXTURE_CHECKS,
                            clock=lambda: datetime(2026, 3, 1, tzinfo=UTC))
     [handled] = handler.handle_batch([incoming(EVENT)])
     rows = {r["to_herid"]: r for r in store.messages(handled.event_ref)}
@@ -80,7 +82,7 @@ def test_mixed_batch_amqp_now_edi2_by_the_outbox_then_acknowledged(store: SqlSto
 
 
 def test_rejected_apprec_through_the_api_ends_rejected_with_its_texts(store: SqlStore, tmp_path: Path) -> None:
-    handler = EventHandler(register_with_edi_gp({GP}), store, MemoryPublisher())
+    handler = EventHandler(register_with_edi_gp({GP}), store, MemoryPublisher(), checks=FIXTURE_CHECKS)
     [handled] = handler.handle_batch([incoming(EVENT)])
     local = world(tmp_path, h8101001=ReceiverBehaviour("avvist", "E35"))
     Edi2Outbox(store, local.msh).send_pending()
@@ -93,7 +95,7 @@ def test_rejected_apprec_through_the_api_ends_rejected_with_its_texts(store: Sql
 
 
 def test_a_4xx_parks_the_message_a_5xx_waits(store: SqlStore, tmp_path: Path) -> None:
-    handler = EventHandler(register_with_edi_gp({GP}), store, MemoryPublisher())
+    handler = EventHandler(register_with_edi_gp({GP}), store, MemoryPublisher(), checks=FIXTURE_CHECKS)
     [handled] = handler.handle_batch([incoming(EVENT)])
     msg_id = next(r["msg_id"] for r in store.messages(handled.event_ref) if r["to_herid"] == GP)
     local = world(tmp_path)
@@ -107,8 +109,8 @@ def test_a_4xx_parks_the_message_a_5xx_waits(store: SqlStore, tmp_path: Path) ->
     assert outbox.send_pending().sent == 1
 
     vikar = 8101002  # the substitute GP of event 05, an EDI receiver too
-    [second] = EventHandler(register_with_edi_gp({GP, vikar}), store, MemoryPublisher()).handle_batch(
-        [incoming("05-sp4-trondheim-kommune-vikar.json")])
+    second_handler = EventHandler(register_with_edi_gp({GP, vikar}), store, MemoryPublisher(), checks=FIXTURE_CHECKS)
+    [second] = second_handler.handle_batch([incoming("05-sp4-trondheim-kommune-vikar.json")])
     local.standin.config.faults.rules.append(FailRule(status=400, times=1, path="/Messages", method="POST"))
     assert outbox.send_pending().parked == 1
     [parked] = store.find_messages(status="parked")

@@ -63,8 +63,8 @@ def broken(tmp_path: Path, change: Any) -> Path:
     ("change", "message"),
     [
         (lambda d: d["parties"].append(dict(d["parties"][0])), "appears twice"),
-        (lambda d: d["parties"][1].update(service_type="kantine"), "service_type 'kantine'"),
-        (lambda d: d["parties"][1].update(kind="robot"), "kind 'robot'"),
+        (lambda d: d["parties"][1].update(service_type="kantine"), "service_type must be one of"),
+        (lambda d: d["parties"][1].update(kind="robot"), "kind must be one of"),
         (lambda d: d["parties"][1].update(parent_herid=42), "parent_herid 42"),
         (lambda d: d["parties"][1].pop("name"), "'name' is missing"),
         (lambda d: d["fastlegeregister"][0].update(fnr="12345678901"), "fastlegeregister[0]"),

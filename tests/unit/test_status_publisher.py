@@ -15,12 +15,14 @@ from gateway.delivery.bus import MemoryPublisher
 from gateway.delivery.consumer import EventHandler
 from gateway.delivery.receipts import AppRecTracker
 from gateway.delivery.status import StatusPublisher
-from gateway.domain.kartlegging import event_id_of
+from gateway.domain.kartlegging import Checks, event_id_of
 from gateway.domain.registry import load_register
 from gateway.messages.apprec import AppRecError, Status, build_apprec
 from gateway.settings import PACKAGED_SCHEMAS
 from gateway.store import Incoming, SqlStore, open_store
 
+# The fixtures' dates are fixed: the date checks are off, as in the demo (docs/limits.md).
+FIXTURE_CHECKS = Checks(max_past_days=0, future_days=0)
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "fixtures" / "events"
 REGISTER = load_register(ROOT / "fixtures" / "register.json")
@@ -43,7 +45,8 @@ def statuses(publisher: MemoryPublisher) -> list[dict]:  # type: ignore[type-arg
 
 def test_every_change_once_with_contact_point_and_no_patient_data(store: SqlStore) -> None:
     publisher = MemoryPublisher()
-    handler = EventHandler(REGISTER, store, publisher, clock=lambda: datetime(2026, 3, 1, tzinfo=UTC))
+    handler = EventHandler(REGISTER, store, publisher, checks=FIXTURE_CHECKS,
+                           clock=lambda: datetime(2026, 3, 1, tzinfo=UTC))
     files = ["01-sp1-bergen-brystkreft.json", "81-bad-ukjent-kommune.json", "08-sp1-bergen-reservasjon.json",
              "85-bad-ikke-json.json"]
     handler.handle_batch([incoming(f) for f in files])
@@ -82,7 +85,8 @@ def test_every_change_once_with_contact_point_and_no_patient_data(store: SqlStor
 
 
 def test_a_crash_before_the_offset_moves_republishes_the_same_statuses(store: SqlStore) -> None:
-    handler = EventHandler(REGISTER, store, MemoryPublisher(), clock=lambda: datetime(2026, 3, 1, tzinfo=UTC))
+    handler = EventHandler(REGISTER, store, MemoryPublisher(), checks=FIXTURE_CHECKS,
+                           clock=lambda: datetime(2026, 3, 1, tzinfo=UTC))
     handler.handle_batch([incoming("01-sp1-bergen-brystkreft.json")])
     first, second = MemoryPublisher(), MemoryPublisher()
     StatusPublisher(store, first, REGISTER).publish_pending()
