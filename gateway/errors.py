@@ -30,6 +30,8 @@ class Reason(StrEnum):
     APPREC_INVALID = "APPREC_INVALID"
     APPREC_UNKNOWN_ORIGINAL = "APPREC_UNKNOWN_ORIGINAL"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    # set by the broker, not the gateway: read from x-death by delivery.bus.parked_reason
+    BROKER_DELIVERY_LIMIT = "BROKER_DELIVERY_LIMIT"
 
 
 class GatewayError(Exception):

@@ -63,6 +63,14 @@ def _opt_path(value: str) -> Path | None:
     return Path(value) if value else None
 
 
+def _broker_urls(value: str) -> str:
+    """One URL, or the nodes of one cluster separated by ';' or ','; kept as kombu's ';'-joined form."""
+    urls = [u.strip() for u in value.replace(",", ";").split(";") if u.strip()]
+    if not urls or any("://" not in u for u in urls):
+        raise ValueError(value)
+    return ";".join(urls)
+
+
 def _one_of(*allowed: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in allowed else f"must be one of {', '.join(allowed)}"
 
@@ -73,7 +81,20 @@ def _at_least(minimum: float, why: str = "") -> Callable[[Any], str | None]:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//",
-            "RabbitMQ URL (amqp://user:password@host:port/vhost).", "broker_url"),
+            "RabbitMQ URL (amqp://user:password@host:port/vhost); for a cluster, one URL per node separated by "
+            "';' or ',': the gateway connects to the first that answers and fails over to the next.",
+            "broker_url", _broker_urls),
+    Setting("GATEWAY_QUEUE_TYPE", "classic",
+            "Type of the queues the gateway declares (gateway.kartlegging, gateway.parked, {herid}_async): "
+            "classic on a single node, quorum (replicated) on a cluster. An existing queue keeps its type.",
+            "queue_type", str, _one_of("classic", "quorum")),
+    Setting("GATEWAY_DELIVERY_LIMIT", "50",
+            "Quorum only: deliveries of one event after which the broker dead-letters it to gateway.parked, "
+            "a second line behind the gateway's own limit of 10 (0: no broker limit).",
+            "delivery_limit", _int, _at_least(0)),
+    Setting("GATEWAY_HEARTBEAT_SECONDS", "30",
+            "AMQP heartbeat: a silent broker node is given up after about twice this, then the next URL is tried.",
+            "heartbeat_seconds", _int, _at_least(2)),
     Setting("GATEWAY_STORE_URL", "sqlite:///var/gateway.sqlite3",
             "Message store: sqlite:///relative/path, sqlite:////absolute/path or postgresql://user@host/db.",
             "store_url"),
@@ -114,6 +135,9 @@ class Settings:
 
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     store_url: str = "sqlite:///var/gateway.sqlite3"
+    queue_type: str = "classic"
+    delivery_limit: int = 50
+    heartbeat_seconds: int = 30
     registry: Path | str = PACKAGED_FIXTURES / "register.json"
     routes_dir: Path = PACKAGED_ROUTES
     template_dir: Path = PACKAGED_TEMPLATES
@@ -125,6 +149,11 @@ class Settings:
     overdue_check_seconds: float = 60.0
     two_hospitals_window_days: int = 90
     operator: str = ""
+
+    @property
+    def broker_urls(self) -> tuple[str, ...]:
+        """The nodes to try, in order (one for a single broker)."""
+        return tuple(self.broker_url.split(";"))
 
     @property
     def registry_in_store(self) -> bool:

@@ -7,6 +7,7 @@ import getpass
 
 import click
 
+from gateway.delivery.bus import AmqpPublisher, Topology
 from gateway.domain.registry import Register, RegisterError, load_register
 from gateway.errors import ConfigurationError, StoreMissing, StoreUnavailable
 from gateway.pipeline import Folders
@@ -69,3 +70,13 @@ def operator(s: Settings, given: str | None = None) -> str:
     login = getpass.getuser()
     named = given or s.operator
     return login if not named or named == login else f"{login} ({named})"
+
+
+def topology(s: Settings) -> Topology:
+    """How the gateway's queues are declared (GATEWAY_QUEUE_TYPE, GATEWAY_DELIVERY_LIMIT)."""
+    return Topology(s.queue_type, s.delivery_limit if s.queue_type == "quorum" else 0)
+
+
+def publisher(s: Settings, broker: str | None = None) -> AmqpPublisher:
+    """A publisher that declares receivers' queues with the configured type, over every broker URL."""
+    return AmqpPublisher(broker or s.broker_url, topology=topology(s))

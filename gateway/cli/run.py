@@ -7,12 +7,12 @@ import signal
 from types import FrameType
 
 import click
-from kombu import Connection
 
 from gateway.cli import context
-from gateway.delivery.bus import AmqpPublisher, declare_topology
+from gateway.delivery.bus import connect, declare_topology, receiver_queue_name
 from gateway.delivery.consumer import EventHandler, KartleggingConsumer
-from gateway.delivery.receipts import AppRecTracker, apprec_queue
+from gateway.delivery.receipts import AppRecTracker
+from gateway.errors import ConfigurationError
 from gateway.logs import configure, log
 
 
@@ -24,15 +24,21 @@ def run() -> None:
     register = context.register(settings)
     rules = context.rules(settings)
     store = context.store(settings, create=True)
-    publisher = AmqpPublisher(settings.broker_url)
+    topology = context.topology(settings)
+    publisher = context.publisher(settings)
     handler = EventHandler(register, store, publisher, rules=rules, window_days=settings.two_hospitals_window_days,
                            folders=context.folders(settings))
     tracker = AppRecTracker(store, publisher, settings.apprec_deadline_hours)
-    receipts = apprec_queue(settings.own_herid)
-    with Connection(settings.broker_url, heartbeat=30) as connection:
-        declare_topology(connection)
+    receipts = topology.receiver_queue(receiver_queue_name(settings.own_herid))
+    # several URLs (the nodes of a cluster): kombu reconnects to the next one that answers when a node goes
+    with connect(settings.broker_urls, heartbeat=settings.heartbeat_seconds) as connection:
+        try:
+            declare_topology(connection, topology, receipts.name)
+        except ConfigurationError as exc:
+            publisher.close()
+            raise click.ClickException(f"configuration: {exc}") from exc
         consumer = KartleggingConsumer(
-            connection, handler, settings.prefetch,
+            connection, handler, settings.prefetch, queue=topology.kartlegging_queue(),
             periodic=[(settings.overdue_check_seconds, tracker.check_overdue)],
             extra_consumers=lambda Consumer, channel: [
                 Consumer(queues=[receipts], on_message=tracker.on_message, prefetch_count=settings.prefetch)],
@@ -45,7 +51,8 @@ def run() -> None:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        log.info("gateway.started", broker=connection.as_uri(), store=settings.store_url.split(":", 1)[0],
+        log.info("gateway.started", broker=connection.as_uri(), broker_nodes=len(settings.broker_urls),
+                 queue_type=topology.queue_type, store=settings.store_url.split(":", 1)[0],
                  registry=str(settings.registry))
         consumer.run_forever()
     publisher.close()
