@@ -1,6 +1,11 @@
 """Benchmarks of the gateway against the raw broker, measured in one run on one machine.
 
     python bench/run.py [--events 20000] [--rate 200] [--seconds 60] [--memory-events 100000]
+    python bench/run.py --broker "$(scripts/cluster.sh urls VHOST)" --queue-type quorum --drain-only
+
+``--broker`` takes one URL or a cluster's ';'-separated list: the benchmark's own clients use the first, the
+gateway gets them all. ``--queue-type quorum`` declares every queue as a quorum queue (the relay's too, so the
+ratio compares like with like). ``--drain-only`` runs (1) and (2).
 
 1. raw relay: consume → publish → ack with no work (pika, asynchronous confirms, prefetch 500),
    the same message sizes as the gateway sees: the upper bound;
@@ -35,7 +40,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway.domain.fodselsnummer import synthetic_all  # noqa: E402
-from tests.conftest import BROKER_URL, pika_parameters  # noqa: E402
+from tests.conftest import SERVER_URL, pika_parameters  # noqa: E402
+
+BROKER_URL = SERVER_URL  # set from --broker in main(): one URL, or a cluster's ';'-separated list
+QUEUE_ARGS: dict[str, Any] | None = None  # {"x-queue-type": "quorum"} with --queue-type quorum
+
+
+def params() -> pika.ConnectionParameters:
+    """The benchmark's own clients use the first node."""
+    return pika_parameters(BROKER_URL.split(";")[0])
 
 EVENT = json.loads((ROOT / "fixtures" / "events" / "07-sp1-hamar-skipper-nedlagt-enhet.json").read_text("utf-8"))
 RECEIVERS = ("8100405_async", "8101201_async")  # forvaltningsenhet and fastlege: two receivers per event
@@ -61,13 +74,13 @@ def event_body(i: int, run: str) -> tuple[str, bytes]:
 
 
 def channel() -> tuple[pika.BlockingConnection, Any]:
-    conn = pika.BlockingConnection(pika_parameters())
+    conn = pika.BlockingConnection(params())
     ch = conn.channel()
     ch.exchange_declare("kartlegging", "topic", durable=True)
-    ch.queue_declare("gateway.kartlegging", durable=True)
+    ch.queue_declare("gateway.kartlegging", durable=True, arguments=QUEUE_ARGS)
     ch.queue_bind("gateway.kartlegging", "kartlegging", "kartlegging.completed")
     for q in (*RECEIVERS, "gateway.parked"):
-        ch.queue_declare(q, durable=True)
+        ch.queue_declare(q, durable=True, arguments=QUEUE_ARGS)
         ch.queue_purge(q)
     ch.queue_purge("gateway.kartlegging")
     return conn, ch
@@ -89,7 +102,7 @@ def depth(ch: Any, queue: str) -> int:
 def raw_relay(n: int) -> float:
     conn, ch = channel()
     for q in ("bench.relay.in", "bench.relay.out"):
-        ch.queue_declare(q, durable=True)
+        ch.queue_declare(q, durable=True, arguments=QUEUE_ARGS)
         ch.queue_purge(q)
     fill(ch, [event_body(i, "relay") for i in range(n)], exchange="", key="bench.relay.in")
     conn.close()
@@ -122,7 +135,7 @@ def raw_relay(n: int) -> float:
             state["end"] = time.perf_counter()
             c.connection.close()
 
-    sel = pika.SelectConnection(pika_parameters(), on_open_callback=on_open,
+    sel = pika.SelectConnection(params(), on_open_callback=on_open,
                                 on_close_callback=lambda *_: sel.ioloop.stop())
     sel.ioloop.start()
     rate = n / (state["end"] - state["start"])
@@ -139,9 +152,9 @@ class Gateway:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         env.update(GATEWAY_BROKER_URL=BROKER_URL, GATEWAY_STORE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
                    GATEWAY_REGISTRY=str(ROOT / "fixtures" / "register.json"), GATEWAY_LOG_FORMAT="json",
-                   GATEWAY_PREFETCH=str(prefetch), GATEWAY_SYNTHETIC_FNR="accept", GATEWAY_MAX_PAST_DAYS="0",
-                   GATEWAY_MAX_FUTURE_DAYS="0",
-                   GATEWAY_SECRET_FILE=str(workdir / "gateway.secret"))
+                   GATEWAY_PREFETCH=str(prefetch), GATEWAY_QUEUE_TYPE="quorum" if QUEUE_ARGS else "classic",
+                   GATEWAY_DELIVERY_LIMIT="0", GATEWAY_SYNTHETIC_FNR="accept", GATEWAY_MAX_PAST_DAYS="0",
+                   GATEWAY_MAX_FUTURE_DAYS="0", GATEWAY_SECRET_FILE=str(workdir / "gateway.secret"))
         self.log = (log or workdir / "gateway.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=env, cwd=ROOT,
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -199,7 +212,7 @@ class Receiver(threading.Thread):
         self.stop = False
 
     def run(self) -> None:
-        conn = pika.BlockingConnection(pika_parameters())
+        conn = pika.BlockingConnection(params())
         ch = conn.channel()
         ch.basic_qos(prefetch_count=500)
 
@@ -283,7 +296,14 @@ def main() -> None:
     ap.add_argument("--prefetch", type=int, default=200, help="GATEWAY_PREFETCH for the gateway under test")
     ap.add_argument("--processes", type=int, default=1,
                     help="gateway processes sharing the store for the drain (replicas); latency and memory use one")
+    ap.add_argument("--broker", default=SERVER_URL, help="broker URL, or a cluster's ';'-separated URLs")
+    ap.add_argument("--queue-type", choices=("classic", "quorum"), default="classic")
+    ap.add_argument("--drain-only", action="store_true", help="only the raw relay and the drain")
     args = ap.parse_args()
+    global BROKER_URL, QUEUE_ARGS
+    BROKER_URL = args.broker
+    QUEUE_ARGS = {"x-queue-type": "quorum"} if args.queue_type == "quorum" else None
+    nodes = len(BROKER_URL.split(";"))
     with tempfile.TemporaryDirectory() as tmp:
 
         def workdir(name: str) -> Path:
@@ -294,15 +314,20 @@ def main() -> None:
         relay = raw_relay(args.events)
         print(f"drain of {args.events} events …", flush=True)
         drained = drain(args.events, workdir("drain"), args.prefetch, args.processes)
-        print(f"latency at {args.rate}/s for {args.seconds} s …", flush=True)
-        lat = latency(args.rate, args.seconds, workdir("latency"), args.prefetch)
-        print(f"memory over {args.memory_events} events …", flush=True)
-        mem = memory(args.memory_events, workdir("memory"), args.prefetch)
+        lat: dict[str, float] = {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
+        mem: dict[str, float] = {"rss_after_10pct_mb": float("nan"), "rss_end_mb": float("nan"),
+                                 "growth_mb": float("nan")}
+        if not args.drain_only:
+            print(f"latency at {args.rate}/s for {args.seconds} s …", flush=True)
+            lat = latency(args.rate, args.seconds, workdir("latency"), args.prefetch)
+            print(f"memory over {args.memory_events} events …", flush=True)
+            mem = memory(args.memory_events, workdir("memory"), args.prefetch)
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "python": platform.python_version(),
         "events": args.events, "prefetch": args.prefetch, "drain_processes": args.processes,
+        "broker_nodes": nodes, "queue_type": args.queue_type,
         "raw_relay_msg_s": round(relay), "drain_events_s": round(drained),
         "drain_messages_s": round(2 * drained), "ratio_drain_raw": round(drained / relay, 3),
         **{k: round(v, 1) for k, v in lat.items()}, **{k: round(v, 1) for k, v in mem.items()},
@@ -333,6 +358,8 @@ def main() -> None:
             "RSS growth MB |\n|---|---|---|---|---|---|---|---|\n", encoding="utf-8")
     with bench_md.open("a", encoding="utf-8") as f:
         events = f"{args.events}" + (f" ({args.processes} processes)" if args.processes > 1 else "")
+        events += f" ({nodes}-node cluster, {args.queue_type})" if nodes > 1 else (
+            " (quorum)" if args.queue_type == "quorum" else "")
         f.write(f"| {result['date']} | {result['machine']} | {events} | {result['raw_relay_msg_s']} | "
                 f"{result['drain_events_s']} | {result['ratio_drain_raw']} | {result['p50_ms']} / {result['p95_ms']} / "
                 f"{result['p99_ms']} | {result['growth_mb']} (over {args.memory_events}) |\n")

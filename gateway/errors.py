@@ -41,6 +41,8 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     EDI2_REJECTED = "TRANSPORT_EDI2_REJECTED"
     EDI2_LOCKED = "TRANSPORT_EDI2_LOCKED"
+    # set by the broker, not the gateway: read from x-death by delivery.bus.parked_reason
+    BROKER_DELIVERY_LIMIT = "BROKER_DELIVERY_LIMIT"
 
 
 class GatewayError(Exception):

@@ -89,6 +89,14 @@ def _at_least_one(value: tuple[int, ...]) -> str | None:
     return None if all(v > 0 for v in value) else "must be positive HER-ids"
 
 
+def _broker_urls(value: str) -> str:
+    """One URL, or the nodes of one cluster separated by ';' or ','; kept as kombu's ';'-joined form."""
+    urls = [u.strip() for u in value.replace(",", ";").split(";") if u.strip()]
+    if not urls or any("://" not in u for u in urls):
+        raise ValueError(value)
+    return ";".join(urls)
+
+
 def _one_of(*allowed: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in allowed else f"must be one of {', '.join(allowed)}"
 
@@ -99,7 +107,20 @@ def _at_least(minimum: float, why: str = "") -> Callable[[Any], str | None]:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//",
-            "RabbitMQ URL (amqp://user:password@host:port/vhost).", "broker_url"),
+            "RabbitMQ URL (amqp://user:password@host:port/vhost); for a cluster, one URL per node separated by "
+            "';' or ',': the gateway connects to the first that answers and fails over to the next.",
+            "broker_url", _broker_urls),
+    Setting("GATEWAY_QUEUE_TYPE", "classic",
+            "Type of the queues the gateway declares (gateway.kartlegging, gateway.parked, {herid}_async): "
+            "classic on a single node, quorum (replicated) on a cluster. An existing queue keeps its type.",
+            "queue_type", str, _one_of("classic", "quorum")),
+    Setting("GATEWAY_DELIVERY_LIMIT", "50",
+            "Quorum only: deliveries of one event after which the broker dead-letters it to gateway.parked, "
+            "a second line behind the gateway's own limit of 10 (0: no broker limit).",
+            "delivery_limit", _int, _at_least(0)),
+    Setting("GATEWAY_HEARTBEAT_SECONDS", "30",
+            "AMQP heartbeat: a silent broker node is given up after about twice this, then the next URL is tried.",
+            "heartbeat_seconds", _int, _at_least(2)),
     Setting("GATEWAY_STORE_URL", "sqlite:///var/gateway.sqlite3",
             "Message store: sqlite:///relative/path, sqlite:////absolute/path or postgresql://user@host/db.",
             "store_url"),
@@ -210,6 +231,9 @@ class Settings:
 
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     store_url: str = "sqlite:///var/gateway.sqlite3"
+    queue_type: str = "classic"
+    delivery_limit: int = 50
+    heartbeat_seconds: int = 30
     registry: Path | str = PACKAGED_FIXTURES / "register.json"
     routes_dir: Path = PACKAGED_ROUTES
     template_dir: Path = PACKAGED_TEMPLATES
@@ -257,6 +281,11 @@ class Settings:
         wanted = {"GATEWAY_HELSEID_TOKEN_URL": self.helseid_token_url, "GATEWAY_HELSEID_CLIENT_ID":
                   self.helseid_client_id, "GATEWAY_HELSEID_KEY": self.helseid_key}
         return [name for name, value in wanted.items() if not value] if self.msh_url else []
+
+    @property
+    def broker_urls(self) -> tuple[str, ...]:
+        """The nodes to try, in order (one for a single broker)."""
+        return tuple(self.broker_url.split(";"))
 
     @property
     def registry_in_store(self) -> bool:

@@ -30,6 +30,8 @@ from urllib.parse import unquote, urlparse
 import pika
 import pytest
 
+from gateway.delivery.bus import CLASSIC, Topology
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 SERVER_URL = os.environ.get("GATEWAY_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -113,17 +115,25 @@ class Delivery:
 class Rabbit:
     """What a hospital system and a receiver see of the broker."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, topology: Topology = CLASSIC) -> None:
+        """``topology``: declare the queues as a gateway with that GATEWAY_QUEUE_TYPE does (RabbitMQ refuses
+        a declaration whose arguments differ from the queue's)."""
         self.url = url
+        self.topology = topology
         self.connection = pika.BlockingConnection(pika_parameters(url))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
         self.channel.exchange_declare("kartlegging", "topic", durable=True)
-        self.channel.queue_declare("gateway.kartlegging", durable=True)
+        self.channel.queue_declare("gateway.kartlegging", durable=True,
+                                   arguments=topology.kartlegging_queue().queue_arguments)
         self.channel.queue_bind("gateway.kartlegging", "kartlegging", "kartlegging.completed")
-        self.channel.queue_declare("gateway.parked", durable=True)
+        self.declare("gateway.parked")
         self.channel.queue_declare("gateway.inbound", durable=True)  # what the gateway hands on (issue 13)
         self._inbound: list[Delivery] = []  # taken from gateway.inbound for another HER-id than asked for
+
+    def declare(self, queue: str) -> None:
+        """A receiver's queue or gateway.parked, with the topology's type."""
+        self.channel.queue_declare(queue, durable=True, arguments=self.topology.receiver_queue(queue).queue_arguments)
 
     def publish_event(self, body: bytes, event_id: str | None = None) -> None:
         self.channel.basic_publish(
@@ -144,7 +154,7 @@ class Rabbit:
 
     def take(self, queue: str, count: int, timeout: float = 20.0) -> list[Delivery]:
         """Wait for ``count`` messages on ``queue`` (declared durable, as the gateway does)."""
-        self.channel.queue_declare(queue, durable=True)
+        self.declare(queue)
         got: list[Delivery] = []
         deadline = time.monotonic() + timeout
         while len(got) < count and time.monotonic() < deadline:

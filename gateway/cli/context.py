@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from gateway.delivery.bus import AmqpPublisher, Topology
 from gateway.domain.kartlegging import Checks
 from gateway.domain.registry import Register, RegisterError, load_register
 from gateway.errors import ConfigurationError, StoreMissing, StoreUnavailable
@@ -143,3 +144,13 @@ def meldingstjener(s: Settings) -> MshClient | None:
         raise click.ClickException(f"GATEWAY_HELSEID_KEY {s.helseid_key}: cannot use the key "
                                    f"({type(exc).__name__}); it must be a private JWK (JSON) or PEM file") from exc
     return MshClient(base_url=s.msh_url, source_system=s.msh_source_system, helseid=helseid)
+
+
+def topology(s: Settings) -> Topology:
+    """How the gateway's queues are declared (GATEWAY_QUEUE_TYPE, GATEWAY_DELIVERY_LIMIT)."""
+    return Topology(s.queue_type, s.delivery_limit if s.queue_type == "quorum" else 0)
+
+
+def publisher(s: Settings, broker: str | None = None) -> AmqpPublisher:
+    """A publisher that declares receivers' queues with the configured type, over every broker URL."""
+    return AmqpPublisher(broker or s.broker_url, topology=topology(s))

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from gateway.cli import context
-from gateway.delivery.bus import AmqpPublisher
 from gateway.domain.kartlegging import event_id_of
 from gateway.logs import configure
 from gateway.messages.validation import MessageInvalid, validate_message
@@ -83,7 +82,7 @@ BROKER_DEFAULT = next(s.default for s in SETTINGS if s.name == "GATEWAY_BROKER_U
 @click.option("--broker", help="Broker URL [default: GATEWAY_BROKER_URL]")
 def publish(files: tuple[Path, ...], broker: str | None) -> None:
     """Publish event JSON files as a hospital system would (exchange kartlegging)."""
-    publisher = AmqpPublisher(broker or context.settings().broker_url)
+    publisher = context.publisher(context.settings(), broker)
     for path in files:
         body = path.read_bytes()
         event_id = event_id_of(body)

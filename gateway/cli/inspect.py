@@ -11,7 +11,6 @@ import click
 
 from gateway.cli import checks, context
 from gateway.cli.output import emit
-from gateway.delivery.bus import AmqpPublisher
 from gateway.domain.history import TWO_HOSPITALS, Historikk
 from gateway.domain.kartlegging import parse_event
 from gateway.errors import Parked, StoreMissing, StoreUnavailable
@@ -154,7 +153,7 @@ def replay(key: str | None, status: str | None, reason_code: str | None, since: 
         click.echo(f"{len(plans)} to replay" + (" (dry run: nothing changed)" if dry_run else ""))
         return
     settings = context.settings()
-    publisher = AmqpPublisher(settings.broker_url)
+    publisher = context.publisher(settings)
     register = context.register(settings) if any(p.new_conversation for p in plans) else None
     rules = context.rules(settings) if register is not None else None
     who = context.operator(settings, operator)

@@ -8,18 +8,25 @@ from pathlib import Path
 from types import FrameType
 
 import click
-from kombu import Connection
 
 from gateway import metrics
 from gateway.cli import context
-from gateway.delivery.bus import KARTLEGGING_QUEUE, PARKED_QUEUE, AmqpPublisher, declare_topology
+from gateway.delivery.bus import (
+    KARTLEGGING_QUEUE,
+    PARKED_QUEUE,
+    connect,
+    declare_queue,
+    declare_topology,
+    receiver_queue_name,
+)
 from gateway.delivery.consumer import EventHandler, KartleggingConsumer
 from gateway.delivery.edi2.transport import Edi2Inbox, Edi2Outbox
-from gateway.delivery.inbound import InboundHandler, served_queues
+from gateway.delivery.inbound import InboundHandler
 from gateway.delivery.policy import Periodic
 from gateway.delivery.receipts import AppRecTracker
 from gateway.delivery.status import StatusPublisher
 from gateway.domain.registry import EDI2
+from gateway.errors import ConfigurationError
 from gateway.logs import configure, log
 from gateway.store import SqlStore
 from gateway.store.events import now_utc
@@ -34,12 +41,13 @@ def run() -> None:
     rules = context.rules(settings)
     msh = context.meldingstjener(settings)  # None when EDI 2.0 is not configured
     store = context.store(settings, create=True, keyed=True)
-    publisher = AmqpPublisher(settings.broker_url)
+    topology = context.topology(settings)
+    publisher = context.publisher(settings)
     handler = EventHandler(register, store, publisher, rules=rules, window_days=settings.two_hospitals_window_days,
                            folders=context.folders(settings), served=frozenset(settings.served_herids),
                            checks=context.checks(settings))
     # The gateway is the messaging system of the served HER-ids: their queues carry our receipts and replies.
-    queues = served_queues(settings.served_herids)
+    queues = [topology.receiver_queue(receiver_queue_name(h)) for h in settings.served_herids]
     broker = metrics.BrokerProbe(settings.broker_url, lambda: [KARTLEGGING_QUEUE.name, PARKED_QUEUE.name,
                                                                 *(q.name for q in queues)])
     metrics.register_collector(metrics.GatewayCollector(
@@ -50,10 +58,17 @@ def run() -> None:
             "store": metrics.store_up(store), "broker": broker.look(force=True)[0]}).start()
         log.info("health.listening", url=f"http://{settings.health_host}:{health.port}/readyz")
     statuses = StatusPublisher(store, publisher, register)
-    with Connection(settings.broker_url, heartbeat=30) as connection:
-        declare_topology(connection)
+    # several URLs (the nodes of a cluster): kombu reconnects to the next one that answers when a node goes
+    with connect(settings.broker_urls, heartbeat=settings.heartbeat_seconds) as connection:
+        try:
+            declare_topology(connection, topology)
+            for queue in queues:
+                declare_queue(connection, queue, topology)
+        except ConfigurationError as exc:
+            publisher.close()
+            raise click.ClickException(f"configuration: {exc}") from exc
         consumer = KartleggingConsumer(
-            connection, handler, settings.prefetch,
+            connection, handler, settings.prefetch, queue=topology.kartlegging_queue(),
             extra_consumers=lambda Consumer, channel: [
                 Consumer(queues=queues, on_message=inbound.on_message, prefetch_count=settings.prefetch)],
             max_event_bytes=settings.max_event_bytes, retry_cap=settings.retry_cap_seconds,
@@ -83,7 +98,8 @@ def run() -> None:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        log.info("gateway.started", broker=connection.as_uri(), store=settings.store_url.split(":", 1)[0],
+        log.info("gateway.started", broker=connection.as_uri(), broker_nodes=len(settings.broker_urls),
+                 queue_type=topology.queue_type, store=settings.store_url.split(":", 1)[0],
                  registry=str(settings.registry), edi2=msh is not None)
         consumer.run_forever()
     publisher.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from kombu import Connection, Consumer
+from kombu import Connection, Consumer, Queue
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
@@ -290,8 +290,10 @@ class KartleggingConsumer(ConsumerMixin):
                  batch_size: int | None = None, linger: float = 0.01,
                  periodic: Sequence[tuple[float, Callable[[], object]]] = (),
                  extra_consumers: Callable[[Any, Any], list[Any]] | None = None,
-                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, retry_cap: float = CAP_S) -> None:
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, retry_cap: float = CAP_S,
+                 queue: Queue = KARTLEGGING_QUEUE) -> None:
         self.connection = connection
+        self.queue = queue  # declared as the topology says (classic or quorum), or the consume is refused
         self.prefetch = prefetch
         self.batcher = Batcher(handler, batch_size or max(1, prefetch // 2), linger,
                                max_event_bytes=max_event_bytes, retry_cap=retry_cap)
@@ -306,7 +308,7 @@ class KartleggingConsumer(ConsumerMixin):
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
         no_decoding(channel)
-        consumers = [Consumer(queues=[KARTLEGGING_QUEUE], on_message=self.batcher.add, prefetch_count=self.prefetch)]
+        consumers = [Consumer(queues=[self.queue], on_message=self.batcher.add, prefetch_count=self.prefetch)]
         if self.extra_consumers:
             consumers += self.extra_consumers(Consumer, channel)
         return consumers
@@ -320,7 +322,7 @@ class KartleggingConsumer(ConsumerMixin):
 
     def on_consume_ready(self, connection: Any, channel: Any, consumers: Any, **kwargs: Any) -> None:
         self.batcher.keepalive = connection.heartbeat_check
-        log.info("consumer.ready", queue=KARTLEGGING_QUEUE.name, prefetch=self.prefetch,
+        log.info("consumer.ready", queue=self.queue.name, prefetch=self.prefetch,
                  batch_size=self.batcher.batch_size)
 
     def on_iteration(self) -> None:

@@ -79,7 +79,7 @@ def wait_until_settled(rabbit: Rabbit, statuses: Any, events: list[tuple[str | N
 
 def drain(rabbit: Rabbit, queue: str, *, keep: bool = False) -> list[Any]:
     """Everything on a queue; with ``keep`` the messages go back afterwards (a peek)."""
-    rabbit.channel.queue_declare(queue, durable=True)
+    rabbit.declare(queue)
     got = []
     while True:
         method, props, body = rabbit.channel.basic_get(queue, auto_ack=not keep)
