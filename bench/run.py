@@ -153,8 +153,9 @@ class Gateway:
         env.update(GATEWAY_BROKER_URL=BROKER_URL, GATEWAY_STORE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
                    GATEWAY_REGISTRY=str(ROOT / "fixtures" / "register.json"), GATEWAY_LOG_FORMAT="json",
                    GATEWAY_PREFETCH=str(prefetch), GATEWAY_QUEUE_TYPE="quorum" if QUEUE_ARGS else "classic",
-                   GATEWAY_DELIVERY_LIMIT="0", GATEWAY_SYNTHETIC_FNR="accept", GATEWAY_MAX_PAST_DAYS="0",
-                   GATEWAY_MAX_FUTURE_DAYS="0", GATEWAY_SECRET_FILE=str(workdir / "gateway.secret"))
+                   GATEWAY_DELIVERY_LIMIT="0", GATEWAY_HEALTH_PORT="0", GATEWAY_SYNTHETIC_FNR="accept",
+                   GATEWAY_MAX_PAST_DAYS="0", GATEWAY_MAX_FUTURE_DAYS="0",
+                   GATEWAY_SECRET_FILE=str(workdir / "gateway.secret"))
         self.log = (log or workdir / "gateway.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=env, cwd=ROOT,
                                      stdout=self.log, stderr=subprocess.STDOUT)

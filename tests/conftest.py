@@ -250,6 +250,7 @@ def gateway_env(tmp_path: Path, broker_url: str) -> dict[str, str]:
         GATEWAY_REGISTRY=str(FIXTURES / "register.json"),
         GATEWAY_LOG_FORMAT="json",
         GATEWAY_PREFETCH="20",
+        GATEWAY_HEALTH_PORT="0",  # several gateways run at once here; the health tests pick a free port
         GATEWAY_SECRET_FILE=str(tmp_path / "gateway.secret"),
         GATEWAY_SYNTHETIC_FNR="accept",  # the fixtures' numbers are synthetic; production refuses them
         # The fixtures are a synthetic world with fixed dates (some after today): the checks against today's

@@ -54,8 +54,13 @@ def run() -> None:
         store, broker, None if settings.registry_in_store else Path(settings.registry)))
     health = None
     if settings.health_port:
-        health = metrics.HealthServer(settings.health_host, settings.health_port, lambda: {
-            "store": metrics.store_up(store), "broker": broker.look(force=True)[0]}).start()
+        try:
+            health = metrics.HealthServer(settings.health_host, settings.health_port, lambda: {
+                "store": metrics.store_up(store), "broker": broker.look(force=True)[0]}).start()
+        except OSError as exc:
+            raise click.ClickException(f"the health and metrics server cannot listen on {settings.health_host}:"
+                                       f"{settings.health_port} ({exc.strerror}); set GATEWAY_HEALTH_PORT to a free "
+                                       "port, or 0 to turn it off") from exc
         log.info("health.listening", url=f"http://{settings.health_host}:{health.port}/readyz")
     statuses = StatusPublisher(store, publisher, register)
     # several URLs (the nodes of a cluster): kombu reconnects to the next one that answers when a node goes

@@ -173,6 +173,17 @@ def create_app(config: StandinConfig | None = None, *, standin: Standin | None =
             core.config.receivers[int(her_id)] = ReceiverBehaviour.parse(value)
         return JSONResponse({"ok": True})
 
+    async def admin_delivered(request: Request) -> Response:
+        """What the simulated EDI receivers were handed (the receiver's side of the network, for tests): every
+        non-AppRec business document to ``receiver``, base64, oldest first."""
+        receiver = int(request.query_params.get("receiver", "0"))
+        with core.state.lock:
+            found = [{"id": m.id, "msg_id": m.msg_id, "sender_her_id": m.sender_her_id, "sha256": m.sha256,
+                      "document_b64": m.document_b64}
+                     for m in sorted(core.state.messages.values(), key=lambda m: m.created)
+                     if m.receiver_her_id == receiver and not m.is_app_rec]
+        return JSONResponse(found)
+
     async def admin_clients(request: Request) -> Response:
         try:
             core.register_client(await request.json())
@@ -194,6 +205,7 @@ def create_app(config: StandinConfig | None = None, *, standin: Standin | None =
         Route("/_standin/faults", admin_faults, methods=["POST"]),
         Route("/_standin/receivers", admin_receivers, methods=["POST"]),
         Route("/_standin/clients", admin_clients, methods=["POST"]),
+        Route("/_standin/delivered", admin_delivered, methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.state.standin = core

@@ -9,6 +9,7 @@ is given all three URLs, in its own order)."""
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +72,10 @@ def replica_env(urls: str, store_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(GATEWAY_BROKER_URL=urls, GATEWAY_QUEUE_TYPE="quorum", GATEWAY_STORE_URL=store_url,
                GATEWAY_REGISTRY=str(FIXTURES / "register.json"), GATEWAY_LOG_FORMAT="json", GATEWAY_PREFETCH="50",
-               GATEWAY_HEARTBEAT_SECONDS="5")
+               GATEWAY_HEARTBEAT_SECONDS="5", GATEWAY_HEALTH_PORT="0",
+               # the fixtures' synthetic numbers and fixed dates, as in gateway_env; one secret for both replicas
+               GATEWAY_SYNTHETIC_FNR="accept", GATEWAY_MAX_PAST_DAYS="0", GATEWAY_MAX_FUTURE_DAYS="0",
+               GATEWAY_SECRET_FILE=str(Path(tempfile.gettempdir()) / f"gateway-cluster-{os.getpid()}.secret"))
     return env
 
 
