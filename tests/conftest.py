@@ -12,6 +12,7 @@ scripts/test.sh sets only on CI.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import httpx
 import pika
 import pytest
 
@@ -106,6 +108,7 @@ def pika_parameters(url: str) -> pika.ConnectionParameters:
 class Delivery:
     properties: pika.BasicProperties
     body: bytes
+    edi: bool = False  # handed over by the Meldingstjener (EDI 2.0), so it has no AMQP properties of ours
 
     @property
     def headers(self) -> dict[str, Any]:
@@ -130,6 +133,8 @@ class Rabbit:
         self.declare("gateway.parked")
         self.channel.queue_declare("gateway.inbound", durable=True)  # what the gateway hands on (issue 13)
         self._inbound: list[Delivery] = []  # taken from gateway.inbound for another HER-id than asked for
+        self.meldingstjener: Meldingstjener | None = None  # where EDI receivers' messages are looked for
+        self._taken_edi: set[str] = set()
 
     def declare(self, queue: str) -> None:
         """A receiver's queue or gateway.parked, with the topology's type."""
@@ -167,7 +172,10 @@ class Rabbit:
 
     def take_for(self, herid: int, count: int, timeout: float = 20.0) -> list[Delivery]:
         """What a receiver gets: from ``{herid}_async``, or, for a HER-id the gateway serves (it reads that
-        queue as the party's messaging system), from ``gateway.inbound``, where the gateway hands it on."""
+        queue as the party's messaging system), from ``gateway.inbound``, where the gateway hands it on, or,
+        for an EDI receiver, what the Meldingstjener stand-in handed it (``edi`` set on the Delivery)."""
+        if herid in EDI:
+            return self._take_edi(herid, count, timeout)
         if herid not in SERVED:
             return self.take(f"{herid}_async", count, timeout)
         got = [d for d in self._inbound if d.headers.get("toHerId") == str(herid)][:count]
@@ -180,6 +188,20 @@ class Rabbit:
         for d in got:
             self._inbound.remove(d)
         return got
+
+    def _take_edi(self, herid: int, count: int, timeout: float) -> list[Delivery]:
+        assert self.meldingstjener is not None, "the test's gateway_env has the stand-in; give it to Rabbit"
+        got: list[Delivery] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            for item in self.meldingstjener.delivered(herid):
+                if item["id"] not in self._taken_edi and len(got) < count:
+                    self._taken_edi.add(item["id"])
+                    got.append(Delivery(pika.BasicProperties(message_id=item["msg_id"]),
+                                        base64.b64decode(item["document_b64"]), edi=True))
+            if len(got) >= count or time.monotonic() >= deadline:
+                return got
+            time.sleep(0.2)
 
     def close(self) -> None:
         if self.connection.is_open:
@@ -196,8 +218,9 @@ def fixture_herids() -> list[int]:
 
 
 @pytest.fixture
-def rabbit(broker_url: str) -> Iterator[Rabbit]:
+def rabbit(broker_url: str, meldingstjener: Meldingstjener) -> Iterator[Rabbit]:
     r = Rabbit(broker_url)
+    r.meldingstjener = meldingstjener
     r.purge("gateway.kartlegging", "gateway.parked", "gateway.inbound")
     r.delete(*(f"{h}_async" for h in fixture_herids()))
     yield r
@@ -241,10 +264,85 @@ class GatewayProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
 
+def edi_receivers() -> set[int]:
+    """The fixture registry's receivers that read EDI (an edi_address): reached through the Meldingstjener."""
+    data = json.loads((FIXTURES / "register.json").read_text(encoding="utf-8"))
+    return {p["herid"] for p in data["parties"] if p.get("edi_address")}
+
+
+EDI = edi_receivers()
+
+
+@dataclass
+class Meldingstjener:
+    """The EDI 2.0 stand-in as its own process (``python -m gateway.standin``): NHN's Meldingstjener API as the
+    gateway sees it, and, through its admin endpoint, what the simulated EDI receivers were handed."""
+
+    base: str
+    key: Path
+    config: Path
+    state: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "gateway.standin", "--port", self.base.rsplit(":", 1)[1],
+                                         "--config", str(self.config), "--state-file", str(self.state)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.base}/_standin/state", timeout=1).raise_for_status()
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("the Meldingstjener stand-in did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def delivered(self, herid: int) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = httpx.get(f"{self.base}/_standin/delivered", params={"receiver": herid},
+                                                 timeout=10).json()
+        return answer
+
+    def env(self) -> dict[str, str]:
+        return {"GATEWAY_MSH_URL": self.base, "GATEWAY_HELSEID_TOKEN_URL": f"{self.base}/connect/token",
+                "GATEWAY_HELSEID_CLIENT_ID": "pakkeforlop-gateway", "GATEWAY_HELSEID_KEY": str(self.key),
+                "GATEWAY_MSH_POLL_SECONDS": "0.2"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture
-def gateway_env(tmp_path: Path, broker_url: str) -> dict[str, str]:
+def meldingstjener(tmp_path: Path) -> Iterator[Meldingstjener]:
+    """A stand-in of this test's own, knowing the gateway's HelseID client (a fresh key) for every HER-id."""
+    from gateway.standin.local import write_client_key
+
+    key = tmp_path / "helseid-key.jwk.json"
+    public = write_client_key(key)
+    base = f"http://127.0.0.1:{free_port()}"
+    config = tmp_path / "standin.json"
+    config.write_text(json.dumps({"clients": [{"client_id": "pakkeforlop-gateway", "jwk": public}],
+                                  "authority": base}), encoding="utf-8")
+    m = Meldingstjener(base, key, config, tmp_path / "standin-state.json")
+    m.start()
+    yield m
+    m.stop()
+
+
+@pytest.fixture
+def gateway_env(tmp_path: Path, broker_url: str, meldingstjener: Meldingstjener) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(
+        **meldingstjener.env(),  # the fixture registry's EDI receivers are reached through the stand-in
         GATEWAY_BROKER_URL=broker_url,
         GATEWAY_STORE_URL=f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
         GATEWAY_REGISTRY=str(FIXTURES / "register.json"),

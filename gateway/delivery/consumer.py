@@ -133,7 +133,8 @@ class EventHandler:
         ids = [d.event_id for d in deliveries]
         stored = self.store.record_events(deliveries)
         now = self.clock()
-        parsed = [None if s.status in END_STATES or (s.status == "routed" and s.attempts <= MAX_ATTEMPTS)
+        parsed = [None if s.status in END_STATES or s.status == "parked"
+                  or (s.status == "routed" and s.attempts <= MAX_ATTEMPTS)
                   else self._parse(d, s, now.date()) for d, s in zip(deliveries, stored, strict=True)]
         history = self.store.kartlegginger({p.patient.fnr for p in parsed if isinstance(p, Kartlegging)})
         outcomes: list[EventOutcome] = []
@@ -144,6 +145,12 @@ class EventHandler:
             if s.status in END_STATES:
                 log.info("event.duplicate", event_ref=s.ref, event_id=event_id, status=s.status)
                 handled.append(Handled(s.ref, event_id, s.status, None, "duplicate: already " + s.status))
+                continue
+            if s.status == "parked":  # delivered again after a crash: parked once, its copy published again
+                code, why = s.reason_code or str(Reason.INTERNAL_ERROR), s.reason or ""
+                outgoing.append(parked_out(delivery.body, code, why, event_id=event_id,
+                                           message_id=delivery.amqp_message_id, content_type=delivery.content_type))
+                handled.append(Handled(s.ref, event_id, "parked", code, why))
                 continue
             if s.status == "routed" and s.attempts <= MAX_ATTEMPTS:
                 # The AMQP ones go out again byte for byte; EDI 2.0 ones wait in the store for their outbox.
@@ -200,10 +207,11 @@ def _delivery(message: Message, max_bytes: int) -> Incoming:
     the top level of its first 64 kB only."""
     props: dict[str, Any] = message.properties or {}
     body = raw_body(message)
+    redelivered = bool((message.delivery_info or {}).get("redelivered"))
     if len(body) > max_bytes:
         return Incoming(oversized_stub(body), event_id_of(body), props.get("message_id"), message.content_type,
-                        original_size=len(body))
-    return Incoming(body, event_id_of(body), props.get("message_id"), message.content_type)
+                        original_size=len(body), redelivered=redelivered)
+    return Incoming(body, event_id_of(body), props.get("message_id"), message.content_type, redelivered=redelivered)
 
 
 class Batcher:

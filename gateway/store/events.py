@@ -86,6 +86,8 @@ class StoredEvent:
     status: str
     attempts: int = 1
     conflict_with: int | None = None
+    reason_code: str | None = None  # for a parked event delivered again: why it was parked
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class Incoming:
     amqp_message_id: str | None
     content_type: str | None = None
     original_size: int | None = None  # set when the body was over the limit and ``body`` is its stub
+    redelivered: bool = False  # the broker delivers it again (a crash before the ack), not a new publish
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,8 @@ class EventStore:
 
     def _record_again(self, tx: Tx, item: Incoming, key: str) -> StoredEvent:
         """An event the store already has: a duplicate, a redelivery after a crash, or a replay."""
-        row = tx.execute("SELECT id, status, attempts, body FROM events WHERE dedupe_key = ?", (key,)).fetchone()
+        row = tx.execute("SELECT id, status, attempts, body, reason_code, reason FROM events WHERE dedupe_key = ?",
+                         (key,)).fetchone()
         has_messages = tx.one("SELECT 1 AS x FROM messages WHERE event_ref = ? LIMIT 1", (row["id"],)) is not None
         if item.event_id and not same_content(bytes(row["body"]), item.body) and (
                 has_messages or row["status"] != "parked"):
@@ -207,6 +211,13 @@ class EventStore:
         if row["status"] in END_STATES:
             transition(tx, "event", row["id"], row["status"], None, "received again: duplicate")
             return StoredEvent(row["id"], row["status"], row["attempts"])
+        if row["status"] == "parked" and item.redelivered:
+            # The same AMQP message again after a crash before its ack (not a replay, which publishes anew): it
+            # stays parked, once; the consumer puts its copy on gateway.parked again, as the crash may have
+            # come before that publish.
+            transition(tx, "event", row["id"], "parked", row["reason_code"], "delivered again after a crash")
+            return StoredEvent(row["id"], "parked", row["attempts"], reason_code=row["reason_code"],
+                               reason=row["reason"])
         if row["status"] == "routed":
             # Built and perhaps published before a crash: the stored messages go out again, byte
             # for byte, so a receiver sees an identical re-send, never a second version.

@@ -27,9 +27,9 @@ from gateway.domain import fodselsnummer
 from gateway.messages.apprec import answer
 from tests.conftest import FIXTURES, ROOT, Delivery, GatewayProcess, Rabbit, postgres_database
 
-OWN_QUEUE = "8199999_async"
+OWN_QUEUE = "8100601_async"  # the sender of fixture 01 (a served HER-id): where its receipts come back
 GOOD = json.loads((FIXTURES / "events" / "01-sp1-bergen-brystkreft.json").read_text(encoding="utf-8"))
-GOOD_RECEIVERS = {8100101, 8100104, 8100901}  # fixture 01's receivers (test_end_to_end checks them in detail)
+GOOD_RECEIVERS = {8100101, 8100901}  # fixture 01's receivers (test_end_to_end checks them in detail)
 PLANTED_FNR = fodselsnummer.synthetic(date(1961, 5, 17), 2)
 PLANTED = [PLANTED_FNR, "Synnøve", "Hemmeligsen", "brystkreft med spredning til lever"]
 
@@ -170,8 +170,9 @@ def test_poison_receipts_are_parked_and_the_consumer_lives(rabbit: Rabbit, backe
         if name == "too large":
             assert d.headers["x-reason-code"] == "APPREC_TOO_LARGE"
             assert json.loads(d.body)["bytes"] == len(body)
-        else:
-            assert d.headers["x-reason-code"] == "APPREC_INVALID", name
+        else:  # an AppRec the tracker cannot read, or anything else on a served party's queue (issue 13)
+            expected = "APPREC_INVALID" if name.startswith("status") else "INBOUND_UNREADABLE"
+            assert d.headers["x-reason-code"] == expected, name
             assert d.body == body, f"{name}: parked byte for byte"
     publish(rabbit, answer(original), "good-receipt", queue=OWN_QUEUE)
     deadline = time.monotonic() + 20
