@@ -256,6 +256,8 @@ def gateway_env(tmp_path: Path, broker_url: str) -> dict[str, str]:
         # date are off here and tested on their own (tests/integration/test_hostile.py, tests/unit/test_hostile*).
         GATEWAY_MAX_PAST_DAYS="0",
         GATEWAY_MAX_FUTURE_DAYS="0",
+        GATEWAY_HEALTH_PORT="0",  # tests run beside others on this machine; the health tests give their own port
+        GATEWAY_RELOAD_SECONDS="0.5",
     )
     return env
 

@@ -17,7 +17,8 @@ from gateway.domain.kartlegging import parse_event
 from gateway.errors import GatewayError, Parked, StoreMissing, StoreUnavailable
 from gateway.operations.replay import ReplayError, execute, plan
 from gateway.routing.route import route
-from gateway.store import open_store
+from gateway.settings import Settings
+from gateway.store import SqlStore, open_store
 from gateway.store.queries import body_facts
 
 MESSAGE_COLUMNS = ["msg_id", "status", "msg_type", "to_herid", "transport", "role", "kommunenummer",
@@ -42,11 +43,14 @@ def _apprec_words(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _patient(fnr: str | None) -> str | None:
-    """The keyed patient hash of ``--fnr`` (never the number itself: it is not stored, logged or echoed)."""
+def _finder(fnr: str | None) -> tuple[SqlStore, str | None]:
+    """The store to search, and the keyed patient hash of ``--fnr`` (never the number itself: it is not stored,
+    logged or echoed). With ``--fnr`` the store is bound to the installation's secret, so that parked events,
+    whose patient is matched from their body, are keyed the same way."""
     if fnr is None:
-        return None
-    return context.lookup_store(context.settings()).patient_key(fnr)
+        return context.store(), None
+    store = context.lookup_store(context.settings())
+    return store, store.patient_key(fnr)
 
 
 @messages.command("list")
@@ -69,8 +73,8 @@ def messages_list(status: str | None, receiver: int | None, kommune: str | None,
                   since: str | None, until: str | None, flag: str | None, limit: int, offset: int,
                   as_json: bool) -> None:
     """List messages, newest first, a page at a time ("showing N of M" on stderr)."""
-    patient = _patient(fnr)
-    rows, total = context.store().search_messages(status=status, receiver=receiver, kommune=kommune,
+    store, patient = _finder(fnr)
+    rows, total = store.search_messages(status=status, receiver=receiver, kommune=kommune,
                                                   samhandlingspunkt=sp, since=since, until=until, flag=flag,
                                                   patient=patient, limit=limit, offset=offset)
     page([_apprec_words(r) for r in rows], total, offset, MESSAGE_COLUMNS, as_json)
@@ -156,8 +160,8 @@ def events_list(status: str | None, reason_code: str | None, kommune: str | None
                 limit: int, offset: int, as_json: bool) -> None:
     """List events, newest first (parked ones with their reason code, and their kommune and samhandlingspunkt
     when the body says)."""
-    patient = _patient(fnr)
-    rows, total = context.store().search_events(status=status, reason_code=reason_code, kommune=kommune,
+    store, patient = _finder(fnr)
+    rows, total = store.search_events(status=status, reason_code=reason_code, kommune=kommune,
                                                 samhandlingspunkt=sp, receiver=receiver, since=since, until=until,
                                                 flag=flag, patient=patient, limit=limit, offset=offset)
     page([_with_body_facts(r) for r in rows], total, offset,
@@ -281,12 +285,20 @@ def routing_group() -> None:
 
 
 @routing_group.command("explain")
-@click.argument("event_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("event_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--event", "event_key", callback=checks.key,
+              help="A stored event (event_id or number): how it was decided then, and how it would be today.")
 @click.option("--json", "as_json", is_flag=True)
-def route_explain(event_file: Path, as_json: bool) -> None:
+def route_explain(event_file: Path | None, event_key: str | None, as_json: bool) -> None:
     """Who would receive EVENT_FILE and why (the rule and fallback step), and every candidate skipped.
     Sends nothing."""
+    if (event_file is None) == (event_key is None):
+        raise click.UsageError("give EVENT_FILE or --event ID")
     settings = context.settings()
+    if event_key is not None:
+        _explain_stored(settings, event_key, as_json)
+        return
+    assert event_file is not None
     register = context.register(settings)
     rules = context.rules(settings)
     history: Historikk | None
@@ -337,3 +349,40 @@ def route_explain(event_file: Path, as_json: bool) -> None:
         click.echo(f"  skipped {skip.role}/{skip.target} {skip.herid or ''}: {skip.why}")
 
 
+
+
+def _explain_stored(settings: Settings, key: str, as_json: bool) -> None:
+    """Then: the stored decision (state, reason, each message and its why). Today: the re-route plan with
+    today's registry and rules, which is what ``gateway reroute`` would do."""
+    from gateway.cli.repair import show_plan
+    from gateway.operations.reroute import RerouteError, plan_reroute
+
+    store = context.store(settings)
+    row = store.event(key)
+    if row is None:
+        raise click.ClickException(f"no event {key}; find one with 'gateway events list'")
+    then = [{k: m[k] for k in ("msg_id", "status", "role", "to_herid", "transport", "why")}
+            for m in store.messages(row["id"])]
+    try:
+        today = plan_reroute(store, str(row["id"]), context.register(settings), context.rules(settings),
+                             window_days=settings.two_hospitals_window_days, checks=context.checks(settings))
+    except RerouteError as exc:
+        today = None
+        why_not = str(exc)
+    if as_json:
+        click.echo(json.dumps({"then": {"status": row["status"], "reason_code": row["reason_code"],
+                                        "reason": row["reason"], "messages": then},
+                               "today": today.as_dict() if today else {"error": why_not}},
+                              ensure_ascii=False, indent=2))
+        return
+    click.echo(f"then: {row['status']}" + (f" {row['reason_code']}: {row['reason']}" if row["reason_code"] else ""))
+    for m in then:
+        click.echo(f"  → {m['role']:<15} {m['to_herid']:<9} [{m['transport']}] {m['status']}\n      {m['why']}")
+    if today is None:
+        click.echo(f"today: cannot be routed again: {why_not}")
+        return
+    if today.parked_today is not None:
+        click.echo(f"today: still PARKED {today.parked_today[0]}: {today.parked_today[1]}")
+        return
+    click.echo("today (+ new, - gone, = unchanged; 'gateway reroute' acts on this):")
+    show_plan(today)

@@ -57,8 +57,14 @@ def run() -> None:
         store, broker, None if settings.registry_in_store else Path(settings.registry)))
     health = None
     if settings.health_port:
-        health = metrics.HealthServer(settings.health_host, settings.health_port, lambda: {
-            "store": metrics.store_up(store), "broker": broker.look(force=True)[0]}).start()
+        try:
+            health = metrics.HealthServer(settings.health_host, settings.health_port, lambda: {
+                "store": metrics.store_up(store), "broker": broker.look(force=True)[0]}).start()
+        except OSError as exc:
+            publisher.close()
+            raise click.ClickException(
+                f"GATEWAY_HEALTH_PORT {settings.health_port} on {settings.health_host}: {exc.strerror}; is another "
+                "gateway running here? Give it another port (or 0 for none)") from exc
         log.info("health.listening", url=f"http://{settings.health_host}:{health.port}/readyz")
     statuses = StatusPublisher(store, publisher, register)
     configure_parked_ttl(settings.parked_ttl_hours)

@@ -89,7 +89,7 @@ def melding_out(melding: Melding) -> Outgoing:
     })
 
 
-PARKED_TTL: dict[str, int | None] = {"ms": 7 * 24 * 3600 * 1000}
+PARKED_TTL: dict[str, float | None] = {"seconds": 7 * 24 * 3600.0}
 
 
 def configure_parked_ttl(hours: float) -> None:
@@ -97,7 +97,7 @@ def configure_parked_ttl(hours: float) -> None:
     is the truth about what is parked; a copy on gateway.parked tells whoever watches the queue, and expires
     so that the queue does not grow with copies of events that were replayed long ago. 0: no expiry. A
     per-message expiration rather than a queue argument: an existing queue's arguments cannot change."""
-    PARKED_TTL["ms"] = int(hours * 3600 * 1000) or None
+    PARKED_TTL["seconds"] = hours * 3600 or None
 
 
 def parked_out(body: bytes, code: str, reason: str, *, event_id: str | None, message_id: str | None,
@@ -111,8 +111,8 @@ def parked_out(body: bytes, code: str, reason: str, *, event_id: str | None, mes
         "message_id": message_id,
         "headers": headers,
     }
-    if PARKED_TTL["ms"]:
-        properties["expiration"] = str(PARKED_TTL["ms"])
+    if PARKED_TTL["seconds"]:
+        properties["expiration"] = PARKED_TTL["seconds"]  # kombu takes seconds and sends milliseconds
     return Outgoing(PARKED_QUEUE.name, body, properties)
 
 
