@@ -12,11 +12,7 @@ import click
 
 from gateway.cli import checks, context
 from gateway.cli.output import fields, nested, page
-from gateway.domain.history import TWO_HOSPITALS, Historikk
-from gateway.domain.kartlegging import parse_event
 from gateway.errors import GatewayError, Parked, StoreMissing, StoreUnavailable
-from gateway.operations.replay import ReplayError, execute, plan
-from gateway.routing.route import route
 from gateway.settings import Settings
 from gateway.store import SqlStore, open_store
 from gateway.store.queries import body_facts
@@ -25,6 +21,7 @@ MESSAGE_COLUMNS = ["msg_id", "status", "msg_type", "to_herid", "transport", "rol
                    "samhandlingspunkt", "created_at", "apprec_status", "flags"]
 EVENT_COLUMNS = ["id", "event_id", "status", "reason_code", "samhandlingspunkt", "kommunenummer", "attempts",
                  "received_at", "flags"]
+TWO_HOSPITALS = "two-hospitals"  # gateway.domain.history.TWO_HOSPITALS, spelled here to keep start-up light
 FLAGS = [TWO_HOSPITALS]
 APPREC_WORDS = {"1": "OK", "2": "Avvist", "3": "OK, feil i delmelding"}  # messages.apprec.Status.text
 
@@ -213,6 +210,8 @@ def replay(key: str | None, status: str | None, reason_code: str | None, since: 
            reason: str | None, operator: str | None, new_conversation: bool, force_same_receiver: bool,
            dry_run: bool, yes: bool) -> None:
     """Replay one event or message (KEY = event_id, event number or MsgId), or many (--status)."""
+    from gateway.operations.replay import ReplayError, execute, plan
+
     if (key is None) == (status is None):
         raise click.UsageError("give either KEY or --status")
     if reason is None and not dry_run:
@@ -294,6 +293,10 @@ def route_explain(event_file: Path | None, event_key: str | None, as_json: bool)
     Sends nothing."""
     if (event_file is None) == (event_key is None):
         raise click.UsageError("give EVENT_FILE or --event ID")
+    from gateway.domain.history import Historikk
+    from gateway.domain.kartlegging import parse_event
+    from gateway.routing.route import route
+
     settings = context.settings()
     if event_key is not None:
         _explain_stored(settings, event_key, as_json)
