@@ -188,6 +188,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWAY_REGISTRY_MAX_REMOVE_SHARE", "0.1",
             "Share of the parties or GP rows in the store a registry import may remove without --force.",
             "registry_max_remove_share", _float, lambda v: None if 0 <= v <= 1 else "must be between 0 and 1"),
+    Setting("GATEWAY_RETENTION_DAYS", "(keep everything)",
+            "Days finished events and their messages are kept; 'gateway retention' purges older ones (unset: "
+            "keep everything).", "retention_days", _int, _at_least(1)),
+    Setting("GATEWAY_RELOAD_SECONDS", "10",
+            "How often the running gateway looks for a new registry import or changed routing rules and "
+            "switches to them between batches (0: never; a restart is then needed).",
+            "reload_seconds", _float, _at_least(0)),
+    Setting("GATEWAY_RETRY_PARKED_AFTER_IMPORT", "false",
+            "After each registry import the running gateway sees, replay the events parked for a routing reason "
+            "(audited as 'system').", "retry_parked_after_import", _bool),
+    Setting("GATEWAY_PARKED_TTL_HOURS", "168",
+            "Hours a notification copy stays on gateway.parked (the store is the truth; 0: no expiry).",
+            "parked_ttl_hours", _float, _at_least(0)),
     Setting("GATEWAY_RETRY_CAP_SECONDS", "30",
             "Longest wait between two tries while the store or the broker is unavailable (bounded, jittered "
             "backoff; the gateway keeps trying until it is stopped).", "retry_cap_seconds", _float, _at_least(0.1)),
@@ -221,7 +234,8 @@ def _operator_name_problem(value: str) -> str | None:
 
 
 _UNSET_DEFAULTS = {"GATEWAY_REGISTRY", "GATEWAY_ROUTES", "GATEWAY_TEMPLATE_DIR", "GATEWAY_SCHEMA_DIR",
-                   "GATEWAY_OPERATOR", "GATEWAY_MSH_URL", "GATEWAY_HELSEID_TOKEN_URL", "GATEWAY_HELSEID_CLIENT_ID",
+                   "GATEWAY_RETENTION_DAYS", "GATEWAY_OPERATOR", "GATEWAY_MSH_URL", "GATEWAY_HELSEID_TOKEN_URL",
+                   "GATEWAY_HELSEID_CLIENT_ID",
                    "GATEWAY_HELSEID_KEY", "GATEWAY_MSH_SOURCE_SYSTEM"}
 
 
@@ -271,6 +285,10 @@ class Settings:
     max_receipt_bytes: int = 1024 * 1024
     retry_cap_seconds: float = 30.0
     registry_max_remove_share: float = 0.1
+    retention_days: int | None = None
+    reload_seconds: float = 10.0
+    retry_parked_after_import: bool = False
+    parked_ttl_hours: float = 168.0
 
     @property
     def edi2_configured(self) -> bool:

@@ -355,6 +355,7 @@ def gateway_env(tmp_path: Path, broker_url: str, meldingstjener: Meldingstjener)
         # date are off here and tested on their own (tests/integration/test_hostile.py, tests/unit/test_hostile*).
         GATEWAY_MAX_PAST_DAYS="0",
         GATEWAY_MAX_FUTURE_DAYS="0",
+        GATEWAY_RELOAD_SECONDS="0.5",
     )
     return env
 

@@ -9,19 +9,20 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gateway.delivery.bus import AmqpPublisher, Topology
-from gateway.domain.kartlegging import Checks
-from gateway.domain.registry import Register, RegisterError, load_register
 from gateway.errors import ConfigurationError, StoreMissing, StoreUnavailable
-from gateway.pipeline import Folders
-from gateway.routing.rules import RuleError, RuleSet, load_rules
 from gateway.settings import Settings
 from gateway.store import SqlStore, open_store
-from gateway.store.registry import StoreRegister
 from gateway.store.secret import load_or_create_secret, read_secret
 
+# The broker client, the routing and the XML stack are imported where they are used: an operator's list
+# command needs none of them and starts in a fraction of a second (issue 15).
 if TYPE_CHECKING:
+    from gateway.delivery.bus import AmqpPublisher, Topology
     from gateway.delivery.edi2.msh import MshClient
+    from gateway.domain.kartlegging import Checks
+    from gateway.domain.registry import Register
+    from gateway.pipeline import Folders
+    from gateway.routing.rules import RuleSet
 
 
 def settings() -> Settings:
@@ -76,6 +77,9 @@ def lookup_store(s: Settings) -> SqlStore:
 
 
 def register(s: Settings) -> Register:
+    from gateway.domain.registry import RegisterError, load_register
+    from gateway.store.registry import StoreRegister
+
     if s.registry_in_store:
         found = StoreRegister(store(s).db)
         if not found.parties:
@@ -93,6 +97,8 @@ def register(s: Settings) -> Register:
 
 
 def rules(s: Settings) -> RuleSet:
+    from gateway.routing.rules import RuleError, load_rules
+
     try:
         return load_rules(s.routes_dir, s.template_dir)
     except RuleError as exc:
@@ -100,10 +106,14 @@ def rules(s: Settings) -> RuleSet:
 
 
 def folders(s: Settings) -> Folders:
+    from gateway.pipeline import Folders
+
     return Folders(templates=str(s.template_dir), schemas=str(s.schema_dir))
 
 
 def checks(s: Settings) -> Checks:
+    from gateway.domain.kartlegging import Checks
+
     return Checks(accept_synthetic=s.synthetic_fnr == "accept", max_age_years=s.max_age_years,
                   max_past_days=s.max_past_days, future_days=s.max_future_days)
 
@@ -148,9 +158,13 @@ def meldingstjener(s: Settings) -> MshClient | None:
 
 def topology(s: Settings) -> Topology:
     """How the gateway's queues are declared (GATEWAY_QUEUE_TYPE, GATEWAY_DELIVERY_LIMIT)."""
+    from gateway.delivery.bus import Topology
+
     return Topology(s.queue_type, s.delivery_limit if s.queue_type == "quorum" else 0)
 
 
 def publisher(s: Settings, broker: str | None = None) -> AmqpPublisher:
     """A publisher that declares receivers' queues with the configured type, over every broker URL."""
+    from gateway.delivery.bus import AmqpPublisher
+
     return AmqpPublisher(broker or s.broker_url, topology=topology(s))

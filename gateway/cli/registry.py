@@ -25,13 +25,20 @@ def registry() -> None:
               help="GP register CSV: fnr,gp_herid,valid_from,valid_to,relation.")
 @click.option("--force", is_flag=True,
               help="Allow an import that removes more than GATEWAY_REGISTRY_MAX_REMOVE_SHARE of what is there.")
-def registry_import(parties: Path | None, gp: Path | None, force: bool) -> None:
+@click.option("--reason", callback=checks.reason, help="Why (audit trail); default: 'registry import'.")
+@click.option("--operator", callback=checks.operator, help="Your name beside your OS login in the audit trail.")
+def registry_import(parties: Path | None, gp: Path | None, force: bool, reason: str | None,
+                    operator: str | None) -> None:
     """Replace the registry in the store, atomically: both files in one transaction, so a broken file (or an
-    import that would remove too much) changes nothing, and the error names the file and line."""
+    import that would remove too much) changes nothing, and the error names the file and line. A running
+    gateway with GATEWAY_REGISTRY=store switches to it within GATEWAY_RELOAD_SECONDS (its log says
+    ``reload.switched``). Audited, with the outcome."""
     if parties is None and gp is None:
         raise click.UsageError("give --parties, --gp or both")
     settings = context.settings()
     store = context.store(settings, create=True)
+    who, why = context.operator(settings, operator), reason or "registry import"
+    what = " + ".join(str(p.name) for p in (parties, gp) if p is not None)
     estimate = 0
     if gp is not None:
         with gp.open("rb") as f:
@@ -43,9 +50,12 @@ def registry_import(parties: Path | None, gp: Path | None, force: bool) -> None:
                                               max_remove_share=settings.registry_max_remove_share)
             bar.update(estimate)
     except RegisterError as exc:
+        store.audit(who, "registry-import", what, why, None, outcome="failed: nothing changed")
         raise click.ClickException(f"nothing was changed: {exc}") from exc
     except OSError as exc:
+        store.audit(who, "registry-import", what, why, None, outcome="failed: nothing changed")
         raise click.ClickException(f"nothing was changed: {exc.filename}: {exc.strerror}") from exc
+    store.audit(who, "registry-import", what, why, f"{n_parties} parties, {n_gp} GP rows", outcome="done")
     if parties is not None:
         click.echo(f"parties: {n_parties} imported from {parties}")
     if gp is not None:

@@ -14,6 +14,7 @@ from gateway.cli import context
 from gateway.delivery.bus import (
     KARTLEGGING_QUEUE,
     PARKED_QUEUE,
+    configure_parked_ttl,
     connect,
     declare_queue,
     declare_topology,
@@ -24,10 +25,12 @@ from gateway.delivery.edi2.transport import Edi2Inbox, Edi2Outbox
 from gateway.delivery.inbound import InboundHandler
 from gateway.delivery.policy import Periodic
 from gateway.delivery.receipts import AppRecTracker
+from gateway.delivery.reload import Reloader
 from gateway.delivery.status import StatusPublisher
 from gateway.domain.registry import EDI2
 from gateway.errors import ConfigurationError
 from gateway.logs import configure, log
+from gateway.operations.replay import retry_routing_parks
 from gateway.store import SqlStore
 from gateway.store.events import now_utc
 
@@ -58,11 +61,22 @@ def run() -> None:
             health = metrics.HealthServer(settings.health_host, settings.health_port, lambda: {
                 "store": metrics.store_up(store), "broker": broker.look(force=True)[0]}).start()
         except OSError as exc:
-            raise click.ClickException(f"the health and metrics server cannot listen on {settings.health_host}:"
-                                       f"{settings.health_port} ({exc.strerror}); set GATEWAY_HEALTH_PORT to a free "
-                                       "port, or 0 to turn it off") from exc
+            publisher.close()
+            raise click.ClickException(
+                f"GATEWAY_HEALTH_PORT {settings.health_port} on {settings.health_host}: {exc.strerror}; is another "
+                "gateway running here? Give it another port (or 0 for none)") from exc
         log.info("health.listening", url=f"http://{settings.health_host}:{health.port}/readyz")
     statuses = StatusPublisher(store, publisher, register)
+    configure_parked_ttl(settings.parked_ttl_hours)
+    on_import = None
+    if settings.retry_parked_after_import:
+        def on_import(version: str) -> None:
+            n = retry_routing_parks(store, publisher, version)
+            log.info("reload.retried_parked", registry_version=version, events=n, operator="system")
+    # The registry and rules are swapped between batches by this periodic task (docs/decisions.md).
+    reloader = Reloader([handler, statuses], registry=settings.registry,
+                        db=store.db if settings.registry_in_store else None, routes_dir=settings.routes_dir,
+                        template_dir=settings.template_dir, on_import=on_import)
     # several URLs (the nodes of a cluster): kombu reconnects to the next one that answers when a node goes
     with connect(settings.broker_urls, heartbeat=settings.heartbeat_seconds) as connection:
         try:
@@ -87,6 +101,8 @@ def run() -> None:
             Periodic(0.5, statuses.publish_pending, "status"),
             Periodic(15.0, metrics.AppRecObserver(store, now_utc()), "apprec_metrics"),
         ]
+        if settings.reload_seconds > 0:
+            consumer.periodic.append(Periodic(settings.reload_seconds, reloader.check, "reload"))
         if msh is not None:
             outbox = Edi2Outbox(store, msh)
             inbox = Edi2Inbox(msh, settings.served_herids,
@@ -105,7 +121,8 @@ def run() -> None:
         signal.signal(signal.SIGINT, stop)
         log.info("gateway.started", broker=connection.as_uri(), broker_nodes=len(settings.broker_urls),
                  queue_type=topology.queue_type, store=settings.store_url.split(":", 1)[0],
-                 registry=str(settings.registry), edi2=msh is not None)
+                 registry=str(settings.registry), edi2=msh is not None,
+                 registry_version=reloader.current.registry, rules_version=reloader.current.rules)
         consumer.run_forever()
     publisher.close()
     store.close()

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from gateway import metrics
-from gateway.console.actions import replay_execute, replay_plan
+from gateway.console.actions import replay_execute, replay_plan, reroute_execute, reroute_plan
 from gateway.console.auth import RateLimiter, csrf_ok, new_csrf_token, session_secret, sign_in
 from gateway.console.i18n import LANGUAGES
 from gateway.console.pages import audit_page, event_page, message_page, overview, search_get, search_post
@@ -170,8 +170,8 @@ def create_app(settings: Settings, *, store: SqlStore | None = None,
         Route("/meldinger/{msg_id}", message_page),
         Route("/handlinger/spill-av", replay_plan, methods=["POST"]),
         Route("/handlinger/spill-av/utfor", replay_execute, methods=["POST"]),
-        # RE-ROUTE: the lead adds gateway.operations.reroute (plan/execute, as replay); its two routes go here,
-        # "/handlinger/rut-pa-nytt" (dry run) and "/handlinger/rut-pa-nytt/utfor", with act=True like replay.
+        Route("/handlinger/rut-pa-nytt", reroute_plan, methods=["POST"]),
+        Route("/handlinger/rut-pa-nytt/utfor", reroute_execute, methods=["POST"]),
         Route("/revisjon", audit_page),
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),

@@ -151,8 +151,13 @@ WORDS: dict[str, dict[str, str]] = {
     "replay_failed": {"nb": "Feilet", "en": "Failed"},
     "nothing_selected": {"nb": "Ingenting valgt.", "en": "Nothing selected."},
     "reroute": {"nb": "Rut på nytt", "en": "Re-route"},
-    "reroute_later": {"nb": "Kommer: ny ruting med dagens regler (egen operasjon, legges til senere).",
-                      "en": "Coming: re-route with today's rules (its own operation, added later)."},
+    "reroute_intro": {"nb": "Hendelsen rutes med dagens register og regler. + ny samtale (ny MsgId), − erstattes, "
+                            "= uendret (røres ikke).",
+                      "en": "The event is routed with today's registry and rules. + new conversation (new MsgId), "
+                            "− superseded, = unchanged (left alone)."},
+    "reroute_done": {"nb": "Rutet på nytt", "en": "Re-routed"},
+    "reroute_none": {"nb": "Ingen forskjell: ingenting å gjøre.", "en": "No difference: nothing to do."},
+    "do_reroute": {"nb": "Rut på nytt", "en": "Re-route"},
     "back_to_overview": {"nb": "Til oversikten", "en": "To the overview"},
     # Revisjon
     "audit_title": {"nb": "Revisjonslogg", "en": "Audit trail"},

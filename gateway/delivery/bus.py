@@ -39,9 +39,9 @@ from gateway.logs import log
 from gateway.messages.outbound import Melding
 
 __all__ = ["CLASSIC", "EXCHANGE", "KARTLEGGING_QUEUE", "PARKED_QUEUE", "ROUTING_KEY", "AmqpPublisher",
-           "MemoryPublisher", "Outgoing", "PublishFailed", "Publisher", "Topology", "connect", "declare_queue",
-           "declare_topology", "melding_out", "parked_out", "parked_reason", "queue_depth", "receiver_queue",
-           "receiver_queue_name"]
+           "MemoryPublisher", "Outgoing", "PublishFailed", "Publisher", "Topology", "configure_parked_ttl",
+           "connect", "declare_queue", "declare_topology", "melding_out", "parked_out", "parked_reason",
+           "queue_depth", "receiver_queue", "receiver_queue_name"]
 
 
 def receiver_queue_name(herid: int | str) -> str:
@@ -89,17 +89,31 @@ def melding_out(melding: Melding) -> Outgoing:
     })
 
 
+PARKED_TTL: dict[str, float | None] = {"seconds": 7 * 24 * 3600.0}
+
+
+def configure_parked_ttl(hours: float) -> None:
+    """GATEWAY_PARKED_TTL_HOURS (issue 15, docs/decisions.md "gateway.parked is a notification stream"): the store
+    is the truth about what is parked; a copy on gateway.parked tells whoever watches the queue, and expires
+    so that the queue does not grow with copies of events that were replayed long ago. 0: no expiry. A
+    per-message expiration rather than a queue argument: an existing queue's arguments cannot change."""
+    PARKED_TTL["seconds"] = hours * 3600 or None
+
+
 def parked_out(body: bytes, code: str, reason: str, *, event_id: str | None, message_id: str | None,
                content_type: str | None) -> Outgoing:
     headers = {"x-reason-code": code, "x-reason": reason}
     if event_id:
         headers["x-event-id"] = event_id
-    return Outgoing(PARKED_QUEUE.name, body, {
+    properties: dict[str, Any] = {
         "content_type": content_type or "application/octet-stream",
         "content_encoding": "binary",
         "message_id": message_id,
         "headers": headers,
-    })
+    }
+    if PARKED_TTL["seconds"]:
+        properties["expiration"] = PARKED_TTL["seconds"]  # kombu takes seconds and sends milliseconds
+    return Outgoing(PARKED_QUEUE.name, body, properties)
 
 
 class Publisher(Protocol):

@@ -12,11 +12,11 @@ from gateway.delivery.bus import Publisher, melding_out, receiver_queue_name
 from gateway.domain.history import DEFAULT_WINDOW_DAYS
 from gateway.domain.kartlegging import event_id_of, parse_event
 from gateway.domain.registry import Register
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Reason
 from gateway.pipeline import PACKAGED, Folders, build_melding
 from gateway.routing.route import route
 from gateway.routing.rules import RuleSet
-from gateway.store import Store
+from gateway.store import SqlStore, Store
 from gateway.store.events import stored_melding
 
 REPLAYABLE_EVENTS = {"parked", "received", "routed"}
@@ -35,9 +35,15 @@ class ReplayPlan:
     new_conversation: bool = False
 
 
-def plan(store: Store, key: str, *, new_conversation: bool = False) -> ReplayPlan:
+def plan(store: Store, key: str, *, new_conversation: bool = False, force_same_receiver: bool = False) -> ReplayPlan:
     message = store.message(key)
     if message is not None:
+        key = message["msg_id"]
+        if message["status"] == "rejected" and not force_same_receiver:
+            raise ReplayError(f"message {key} was rejected by {message['to_herid']}: sending it (or a copy) to the "
+                              "same receiver again is rarely right. After a registry fix use 'gateway reroute "
+                              f"{message['event_ref']} --dry-run'; if the receiver asked for it again, add "
+                              "--force-same-receiver")
         allowed = message["status"] in REPLAYABLE_MESSAGES or (new_conversation and message["status"] != "superseded")
         if not allowed:
             raise ReplayError(f"message {key} is {message['status']}; only {', '.join(sorted(REPLAYABLE_MESSAGES))} "
@@ -88,3 +94,22 @@ def execute(p: ReplayPlan, store: Store, publisher: Publisher, register: Registe
     store.add_resend(p.target, fresh, operator, reason)
     store.audit(operator, "replay-message-new-conversation", p.target, reason, f"new MsgId {fresh.msg_id}")
     return f"{p.action}: {fresh.msg_id}"
+
+
+ROUTING_REASONS = tuple(sorted(r.value for r in Reason if r.value.startswith("ROUTING_")))
+SYSTEM = "system"
+
+
+def retry_routing_parks(store: SqlStore, publisher: Publisher, version: str) -> int:
+    """After a registry import (``GATEWAY_RETRY_PARKED_AFTER_IMPORT``): every event parked for a routing reason
+    goes through the gateway again, audited as the system with the import it follows. Returns how many."""
+    done = 0
+    reason = f"automatic retry after registry {version}"
+    for ref in store.parked_ids(ROUTING_REASONS):
+        p = plan(store, str(ref))
+        try:
+            execute(p, store, publisher, None, operator=SYSTEM, reason=reason)
+            done += 1
+        except GatewayError as exc:
+            store.audit(SYSTEM, "replay-event", p.target, reason, p.action, outcome=f"failed: {type(exc).__name__}")
+    return done

@@ -21,6 +21,7 @@ from gateway.store.inbound import InboundRecord, InboundStore
 from gateway.store.outbox import OutboxStore
 from gateway.store.queries import OperatorQueries
 from gateway.store.receipts import ReceiptStore
+from gateway.store.repairs import RepairStore
 from gateway.store.status import StatusChanges
 
 __all__ = ["END_STATES", "EventLog", "EventOutcome", "InboundRecord", "Incoming", "SqlStore", "Store", "StoredEvent",
@@ -68,7 +69,8 @@ class Store(EventLog, Protocol):
 
     def add_resend(self, original_msg_id: str, melding: Melding | None, operator: str, reason: str) -> None: ...
 
-    def audit(self, operator: str, action: str, target: str, reason: str, detail: str | None = None) -> None: ...
+    def audit(self, operator: str, action: str, target: str, reason: str, detail: str | None = None,
+              outcome: str = "done") -> None: ...
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
@@ -83,7 +85,7 @@ class Store(EventLog, Protocol):
     def close(self) -> None: ...
 
 
-class SqlStore(EventStore, ReceiptStore, OutboxStore, InboundStore, OperatorQueries, StatusChanges):
+class SqlStore(EventStore, ReceiptStore, OutboxStore, InboundStore, OperatorQueries, StatusChanges, RepairStore):
     """The store on one database connection (SQLite or PostgreSQL)."""
 
     def __init__(self, db: Database, secret: bytes | None = None) -> None:

@@ -58,7 +58,10 @@ class OperatorQueries:
         return rows[0] if rows else None
 
     def message(self, msg_id: str) -> dict[str, Any] | None:
-        rows = self.db.query("SELECT * FROM messages WHERE msg_id = ?", (msg_id,))
+        """By MsgId as typed, or in lower case (MsgIds are UUIDs; a copy from a receiver's system may be upper)."""
+        rows = self.db.query("SELECT * FROM messages WHERE msg_id = ?", (msg_id.strip(),))
+        if not rows and msg_id.strip() != msg_id.strip().lower():
+            rows = self.db.query("SELECT * FROM messages WHERE msg_id = ?", (msg_id.strip().lower(),))
         return rows[0] if rows else None
 
     def add_resend(self, original_msg_id: str, melding: Melding | None, operator: str, reason: str) -> None:
@@ -83,16 +86,19 @@ class OperatorQueries:
 
         self.db.transaction(work)
 
-    def audit(self, operator: str, action: str, target: str, reason: str, detail: str | None = None) -> None:
+    def audit(self, operator: str, action: str, target: str, reason: str, detail: str | None = None,
+              outcome: str = "done") -> None:
+        """``outcome``: ``done``, ``dry-run`` or ``failed: …`` (issue 15: a failed action must not look done)."""
+
         def work(tx: Tx) -> None:
-            tx.execute("INSERT INTO audit(at, operator, action, target, reason, detail) VALUES (?,?,?,?,?,?)",
-                          (now_utc(), operator, action, target, reason, detail))
+            tx.execute("INSERT INTO audit(at, operator, action, target, reason, detail, outcome) "
+                       "VALUES (?,?,?,?,?,?,?)", (now_utc(), operator, action, target, reason, detail, outcome))
 
         self.db.transaction(work)
 
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        return self.db.query("SELECT at, operator, action, target, reason, detail FROM audit ORDER BY id DESC LIMIT ?",
-                           (limit,))
+        return self.db.query("SELECT at, operator, action, target, reason, detail, outcome FROM audit "
+                             "ORDER BY id DESC LIMIT ?", (limit,))
 
     def events(self) -> list[dict[str, Any]]:
         return self.db.query(
@@ -171,7 +177,7 @@ class OperatorQueries:
     def search_events(self, *, status: str | None = None, kommune: str | None = None,
                       samhandlingspunkt: int | None = None, receiver: int | None = None, since: str | None = None,
                       until: str | None = None, key: str | None = None, patient: str | None = None,
-                      reason_code: str | None = None, limit: int = 50, offset: int = 0
+                      reason_code: str | None = None, limit: int = 50, offset: int = 0, flag: str | None = None
                       ) -> tuple[list[dict[str, Any]], int]:
         """One page of events, newest first, and how many match in all. ``key`` is an event_id, the store's
         number or a MsgId of one of the event's messages; ``patient`` is a ``patient_key`` (never the number).
@@ -181,7 +187,7 @@ class OperatorQueries:
         where, args = ["1=1"], []
         for clause, value in (("status = ?", status), ("samhandlingspunkt = ?", samhandlingspunkt),
                               ("reason_code = ?", reason_code), ("received_at >= ?", since),
-                              ("received_at < ?", until),
+                              ("received_at < ?", until), (FLAG_CLAUSE, flag_pattern(flag)),
                               ("EXISTS (SELECT 1 FROM messages m WHERE m.event_ref = events.id AND m.to_herid = ?)",
                                receiver)):
             if value is not None:
@@ -190,7 +196,8 @@ class OperatorQueries:
         if key:
             where.append("(event_id = ? OR id = ? OR EXISTS (SELECT 1 FROM messages m WHERE m.event_ref = events.id "
                          "AND m.msg_id = ?))")
-            args += [key.strip().lower(), int(key) if key.strip().isdigit() else -1, key.strip()]
+            args += [key.strip().lower(), int(key) if key.strip().isdigit() and len(key.strip()) <= 18 else -1,
+                     key.strip().lower()]
         columns = ("id, event_id, received_at, status, reason_code, reason, samhandlingspunkt, kommunenummer, "
                    "attempts, flags, body")
         if kommune is None and patient is None:
@@ -225,24 +232,27 @@ class OperatorQueries:
     def search_messages(self, *, status: str | None = None, kommune: str | None = None,
                         samhandlingspunkt: int | None = None, receiver: int | None = None, since: str | None = None,
                         until: str | None = None, key: str | None = None, patient: str | None = None,
-                        limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+                        limit: int = 50, offset: int = 0, flag: str | None = None
+                        ) -> tuple[list[dict[str, Any]], int]:
         """One page of messages, newest first, and how many match. ``key`` is a MsgId or an event_id."""
         where, args = ["1=1"], []
         for clause, value in (("m.status = ?", status), ("e.kommunenummer = ?", kommune),
                               ("e.samhandlingspunkt = ?", samhandlingspunkt), ("m.to_herid = ?", receiver),
                               ("m.created_at >= ?", since), ("m.created_at < ?", until),
-                              ("e.patient_key = ?", patient)):
+                              ("e.patient_key = ?", patient),
+                              (FLAG_CLAUSE.replace("flags", "e.flags"), flag_pattern(flag))):
             if value is not None:
                 where.append(clause)
                 args.append(value)
         if key:
-            where.append("(m.msg_id = ? OR e.event_id = ?)")
-            args += [key.strip(), key.strip().lower()]
+            where.append("(m.msg_id = ? OR m.msg_id = ? OR e.event_id = ?)")
+            args += [key.strip(), key.strip().lower(), key.strip().lower()]
         joined = f"FROM messages m JOIN events e ON e.id = m.event_ref WHERE {' AND '.join(where)}"
         total = self.db.query(f"SELECT count(*) AS n {joined}", args)[0]["n"]
         rows = self.db.query(
             "SELECT m.msg_id, m.event_ref, e.event_id, m.msg_type, m.to_herid, m.role, m.status, m.created_at, "
-            f"m.sent_at, m.apprec_status, e.samhandlingspunkt, e.kommunenummer, e.flags {joined} "
+            f"m.sent_at, m.apprec_status, m.apprec_errors, m.transport, m.from_herid, e.samhandlingspunkt, "
+            f"e.kommunenummer, e.flags {joined} "
             "ORDER BY m.created_at DESC, m.msg_id LIMIT ? OFFSET ?", (*args, limit, offset))
         return rows, int(total)
 
@@ -259,12 +269,28 @@ class OperatorQueries:
                 args.append(value)
         condition = " AND ".join(where)
         total = self.db.query(f"SELECT count(*) AS n FROM audit WHERE {condition}", args)[0]["n"]
-        rows = self.db.query(f"SELECT id, at, operator, action, target, reason, detail FROM audit WHERE {condition} "
-                             "ORDER BY id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
+        rows = self.db.query("SELECT id, at, operator, action, target, reason, detail, outcome FROM audit "
+                             f"WHERE {condition} ORDER BY id DESC LIMIT ? OFFSET ?", (*args, limit, offset))
         return rows, int(total)
 
     def audit_actions(self) -> list[str]:
         return [r["action"] for r in self.db.query("SELECT DISTINCT action FROM audit ORDER BY action")]
+
+
+def body_facts(body: bytes | None) -> dict[str, Any]:
+    """The kommunenummer and samhandlingspunkt of an event that was parked before the gateway understood it,
+    read from the body as sent, for the operator's list (issue 15); never the patient's number or name."""
+    facts: dict[str, Any] = {}
+    found = _body_patient(body)
+    if "kommunenummer" in found:
+        facts["kommunenummer"] = found["kommunenummer"]
+    try:
+        parsed = json.loads(bytes(body)) if body else None
+    except (ValueError, UnicodeDecodeError):
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("samhandlingspunkt"), int):
+        facts["samhandlingspunkt"] = parsed["samhandlingspunkt"]
+    return facts
 
 
 def _body_patient(body: bytes | None) -> dict[str, str]:
