@@ -62,13 +62,14 @@ def test_apprecs_are_tracked_and_unknown_ones_parked(rabbit: Rabbit, gateway: Ga
 
     def statuses() -> dict[int, tuple[str, Any]] | None:
         rows = cli_json(gateway.env, "messages", "list")
-        result = {r["to_herid"]: (r["status"], r["apprec_status"]) for r in rows}
+        result = {r["to_herid"]: (r["status"], r["apprec_code"]) for r in rows}
         return result if result.get(8100901, ("",))[0] == "rejected" and result[8100101][0] == "acknowledged" else None
 
     result = wait_for(statuses)
     assert result == {8100101: ("acknowledged", "1"), 8100901: ("rejected", "2")}
     rejected = cli_json(gateway.env, "messages", "list", "--status", "rejected")
-    assert json.loads(rejected[0]["apprec_errors"]) == [
+    assert rejected[0]["apprec_status"] == "Avvist", "the status in words; the code is apprec_code"
+    assert rejected[0]["apprec_errors"] == [
         {"code": "E35", "text": "Pasienten finnes ikke i mottakersystemet", "detail": None,
          "system": "2.16.578.1.12.4.1.1.8221"}]
     shown = cli(gateway.env, "messages", "show", rejected[0]["msg_id"], "--no-xml").stdout
@@ -118,7 +119,7 @@ def test_replay_parked_event_after_the_registry_is_fixed(rabbit: Rabbit, gateway
     g2 = spawn(fixed, "g2.log")
     g2.start(rabbit)
     try:
-        done = cli(fixed, "replay", "--status", "parked", "--reason", "tildelingskontoret registrert")
+        done = cli(fixed, "replay", "--status", "parked", "--reason", "tildelingskontoret registrert", "--yes")
         assert done.returncode == 0, done.stderr
         assert "replayed 1 of 1" in done.stdout
         for herid in RECEIVERS:

@@ -67,9 +67,9 @@ def test_receiver_answers_the_sender_and_the_tracker_records_it(rabbit: Rabbit, 
         if row and row["status"] == expected:
             break
         time.sleep(0.3)
-    assert row is not None and row["status"] == expected and row["apprec_status"] == status.value
+    assert row is not None and row["status"] == expected and row["apprec_code"] == status.value
     if errors:
-        assert json.loads(row["apprec_errors"])[0]["code"] == "E35"
+        assert row["apprec_errors"][0]["code"] == "E35"  # nested JSON, not a JSON string
     assert rabbit.take("gateway.parked", 1, timeout=0.3) == []
     assert rabbit.take("gateway.inbound", 1, timeout=0.3) == []  # a receipt is the tracker's, not handed on
     assert gateway.stop() == 0
