@@ -3,8 +3,10 @@ errors that say what was wrong and what to do instead of a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+import re
 from typing import TYPE_CHECKING
 
 import click
@@ -168,3 +170,25 @@ def publisher(s: Settings, broker: str | None = None) -> AmqpPublisher:
     from gateway.delivery.bus import AmqpPublisher
 
     return AmqpPublisher(broker or s.broker_url, topology=topology(s))
+
+
+def _shown(value: object) -> str:
+    """A setting as the audit trail shows it: a password in a URL is masked."""
+    return re.sub(r"(://[^:/@;]+:)[^@;]*@", r"\1***@", str(value))
+
+
+def audit_settings(store: SqlStore, s: Settings) -> None:
+    """Settings are environment variables, so nothing records when they change: ``gateway run`` compares them
+    with what the last start recorded and audits the difference (names and new values, passwords masked), as
+    the OS user who started it."""
+    from gateway.settings import SETTINGS
+
+    now = {setting.name: _shown(getattr(s, setting.attr)) for setting in SETTINGS}
+    last = store.last_audit("settings")
+    before = json.loads(last["detail"] or "{}").get("settings", {}) if last else {}
+    changed = sorted(name for name in now if before.get(name) != now[name])
+    if last is not None and not changed:
+        return
+    store.audit(os_login(), "settings", "gateway run", "settings at start differ from the last start" if last
+                else "first start: the settings in use", json.dumps({"changed": changed, "settings": now},
+                                                                   ensure_ascii=False))

@@ -31,6 +31,7 @@ from gateway.domain.registry import EDI2
 from gateway.errors import ConfigurationError
 from gateway.logs import configure, log
 from gateway.operations.replay import retry_routing_parks
+from gateway.settings import Settings
 from gateway.store import SqlStore
 from gateway.store.events import now_utc
 
@@ -45,6 +46,8 @@ def run() -> None:
     msh = context.meldingstjener(settings)  # None when EDI 2.0 is not configured
     store = context.store(settings, create=True, keyed=True)
     topology = context.topology(settings)
+    context.audit_settings(store, settings)
+    _wait_for_broker(settings)
     publisher = context.publisher(settings)
     handler = EventHandler(register, store, publisher, rules=rules, window_days=settings.two_hospitals_window_days,
                            folders=context.folders(settings), served=frozenset(settings.served_herids),
@@ -129,6 +132,16 @@ def run() -> None:
     if health is not None:
         health.stop()
     log.info("gateway.stopped")
+
+
+def _wait_for_broker(settings: Settings) -> None:
+    """A broker that is down when the gateway starts is waited for (bounded backoff, logged), not a reason to
+    exit: an outage makes the gateway wait. SIGTERM still stops it."""
+    with connect(settings.broker_urls, heartbeat=settings.heartbeat_seconds) as probe:
+        probe.ensure_connection(
+            max_retries=None, interval_start=1, interval_step=2, interval_max=settings.retry_cap_seconds,
+            errback=lambda exc, interval: log.warning("broker.unavailable", error_type=type(exc).__name__,
+                                                      error=str(exc)[:200], retry_in_s=interval))
 
 
 def _edi2_unconfigured(store: SqlStore) -> None:

@@ -96,6 +96,12 @@ class OperatorQueries:
 
         self.db.transaction(work)
 
+    def last_audit(self, action: str) -> dict[str, Any] | None:
+        """The newest audit row of ``action`` (e.g. the settings recorded at the last start)."""
+        rows = self.db.query("SELECT at, operator, action, target, reason, detail, outcome FROM audit "
+                             "WHERE action = ? ORDER BY id DESC LIMIT 1", (action,))
+        return rows[0] if rows else None
+
     def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         return self.db.query("SELECT at, operator, action, target, reason, detail, outcome FROM audit "
                              "ORDER BY id DESC LIMIT ?", (limit,))
