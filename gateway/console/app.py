@@ -28,7 +28,15 @@ from gateway import metrics
 from gateway.console.actions import replay_execute, replay_plan, reroute_execute, reroute_plan
 from gateway.console.auth import RateLimiter, csrf_ok, new_csrf_token, session_secret, sign_in
 from gateway.console.i18n import LANGUAGES
-from gateway.console.pages import audit_page, event_page, message_page, overview, search_get, search_post
+from gateway.console.pages import (
+    audit_page,
+    event_page,
+    message_page,
+    overview,
+    pathway_page,
+    search_get,
+    search_post,
+)
 from gateway.console.web import HERE, Console, _console, operator_name, page, render
 from gateway.delivery.bus import KARTLEGGING_QUEUE, PARKED_QUEUE, AmqpPublisher, Publisher, receiver_queue_name
 from gateway.domain.registry import Register, load_register
@@ -173,6 +181,7 @@ def create_app(settings: Settings, *, store: SqlStore | None = None,
         Route("/handlinger/rut-pa-nytt", reroute_plan, methods=["POST"]),
         Route("/handlinger/rut-pa-nytt/utfor", reroute_execute, methods=["POST"]),
         Route("/revisjon", audit_page),
+        Route("/forlop", pathway_page),
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

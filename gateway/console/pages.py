@@ -222,3 +222,28 @@ async def audit_page(request: Request, user: User, form: FormData | None) -> Res
                   last=(page_no - 1) * PAGE_SIZE + len(rows), has_next=page_no * PAGE_SIZE < total)
 
 
+# --- Forløp ---------------------------------------------------------------------------------------------------------
+
+@page()
+async def pathway_page(request: Request, user: User, form: FormData | None) -> Response:
+    """Who is due for the next samhandlingspunkt per kommune, and where contact points are missing: the same
+    use-cases as ``gateway forlop`` (gateway.operations.forlop), by pseudonymous key only."""
+    c = _console(request)
+    kommune = str(request.query_params.get("kommune") or "").strip()[:4] or None
+
+    def load() -> tuple[Any, list[Any]]:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        from gateway.operations.forlop import coverage_report, due
+
+        register = c.register()
+        if register is None:
+            return None, []
+        rules = c.rules()
+        lists = due(c.store, register, rules, datetime.now(ZoneInfo("Europe/Oslo")).date(), 30, kommune)
+        return lists, [r for r in coverage_report(c.store, register, rules) if r.problems
+                       and (kommune is None or r.kommunenummer == kommune)]
+
+    lists, coverage = await run_in_threadpool(load)
+    return render(request, "pathway.html", lists=lists, coverage=coverage, kommune=kommune or "")

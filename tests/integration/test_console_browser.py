@@ -183,6 +183,12 @@ def test_find_a_parked_event_by_kommune_replay_it_and_see_it_sent_and_audited(wo
     assert "kari (konsoll)" in row.inner_text() and "Feilen er rettet i versjon 0.1.1" in row.inner_text()
     shot(page, "revisjon")
 
+    page.get_by_role("link", name="Forløp").click()  # the pathway page: due lists and missing contact points
+    assert page.get_by_role("heading", name="Kontaktpunkter som mangler eller ikke svarer").is_visible()
+    assert "1867" in page.locator("main").inner_text(), "Bø's missing contact points are listed"
+    assert PATIENT_FNR not in page.content() and SEEDED_FNR not in page.content()
+    shot(page, "forlop")
+
     page.goto(world.base + "/sprak/en?neste=/")
     assert page.get_by_role("heading", name="Overview").is_visible()
     shot(page, "overview-en")
