@@ -55,11 +55,16 @@ def receiver_queue(name: str) -> Queue:
 
 
 def queue_depth(connection: Connection, name: str) -> int:
+    """Messages waiting on ``name``; a queue that does not exist holds none (its refusal closes only the
+    channel this opened)."""
     channel = connection.channel()
     try:
         return int(receiver_queue(name)(channel).queue_declare(passive=True).message_count)
+    except connection.channel_errors:
+        return 0
     finally:
-        channel.close()
+        with contextlib.suppress(Exception):
+            channel.close()
 
 
 @dataclass(frozen=True)
