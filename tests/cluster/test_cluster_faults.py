@@ -22,7 +22,7 @@ import pytest
 
 from gateway.delivery.bus import Topology
 from tests.cluster.conftest import NODES, Cluster
-from tests.conftest import FIXTURES, GatewayProcess, Rabbit, pika_parameters, postgres_database
+from tests.conftest import FIXTURES, GatewayProcess, Meldingstjener, Rabbit, pika_parameters, postgres_database
 from tests.integration.test_faults import check_nothing_lost, make_events, publish_all, wait_until_settled
 
 pytestmark = pytest.mark.cluster
@@ -68,8 +68,9 @@ class Feeder(threading.Thread):
             time.sleep(max(0.0, 1 / RATE - (time.monotonic() - started)))
 
 
-def replica_env(urls: str, store_url: str) -> dict[str, str]:
+def replica_env(urls: str, store_url: str, meldingstjener: Meldingstjener) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(**meldingstjener.env())  # the fixture registry's EDI receivers go through the stand-in
     env.update(GATEWAY_BROKER_URL=urls, GATEWAY_QUEUE_TYPE="quorum", GATEWAY_STORE_URL=store_url,
                GATEWAY_REGISTRY=str(FIXTURES / "register.json"), GATEWAY_LOG_FORMAT="json", GATEWAY_PREFETCH="50",
                GATEWAY_HEARTBEAT_SECONDS="5", GATEWAY_HEALTH_PORT="0",
@@ -90,7 +91,8 @@ def settled(url: str) -> int:
                               "('sent', 'not_shared', 'declined', 'parked')").fetchone()[0])
 
 
-def run_through(cluster: Cluster, vhost: str, spawn: Any, *, declare_on: int, client: int,
+def run_through(cluster: Cluster, vhost: str, spawn: Any, meldingstjener: Meldingstjener, *, declare_on: int,
+                client: int,
                 firsts: Callable[[int], tuple[int, int]], fault: Callable[[int, str], None]) -> list[GatewayProcess]:
     """Declare the queues through ``declare_on`` (its node becomes the inbound queue's first leader), publish a
     backlog, start two replicas (URL lists starting at ``firsts(leader)``), feed more events from ``client``,
@@ -98,12 +100,13 @@ def run_through(cluster: Cluster, vhost: str, spawn: Any, *, declare_on: int, cl
     Rabbit(cluster.url(declare_on, vhost), QUORUM).close()
     leader = cluster.leader(vhost)
     rabbit = Rabbit(cluster.url(client, vhost), QUORUM)
+    rabbit.meldingstjener = meldingstjener
     events = make_events(BACKLOG + STREAM)
     backlog, stream = events[:BACKLOG], events[BACKLOG:]
     with postgres_database() as store_url:
         try:
             publish_all(rabbit, backlog)
-            replicas = [spawn(replica_env(cluster.urls(vhost, first), store_url), f"replica-{i}.log")
+            replicas = [spawn(replica_env(cluster.urls(vhost, first), store_url, meldingstjener), f"replica-{i}.log")
                         for i, first in enumerate(firsts(leader))]
             for r in replicas:
                 r.start(rabbit, timeout=60)
@@ -136,7 +139,8 @@ def others(*nodes: int) -> list[int]:
     return [n for n in NODES if n not in nodes]
 
 
-def test_the_leader_of_the_inbound_queue_killed_and_brought_back(cluster: Cluster, vhost: str, spawn: Any) -> None:
+def test_the_leader_of_the_inbound_queue_killed_and_brought_back(cluster: Cluster, vhost: str, spawn: Any,
+                                                                 meldingstjener: Meldingstjener) -> None:
     killed: list[int] = []
 
     def fault(leader: int, _store: str) -> None:
@@ -145,7 +149,7 @@ def test_the_leader_of_the_inbound_queue_killed_and_brought_back(cluster: Cluste
         time.sleep(5)
         cluster.start_node(leader)
 
-    replicas = run_through(cluster, vhost, spawn, declare_on=1, client=2,
+    replicas = run_through(cluster, vhost, spawn, meldingstjener, declare_on=1, client=2,
                            firsts=lambda leader: (leader, others(leader, 2)[0]), fault=fault)
     assert killed == [1]
     assert '"broker.reconnected"' in replicas[0].log_text(), "the replica on the killed node moved by itself"
@@ -153,7 +157,8 @@ def test_the_leader_of_the_inbound_queue_killed_and_brought_back(cluster: Cluste
     assert cluster.leader(vhost) in NODES
 
 
-def test_a_minority_node_stopped_for_a_while(cluster: Cluster, vhost: str, spawn: Any) -> None:
+def test_a_minority_node_stopped_for_a_while(cluster: Cluster, vhost: str, spawn: Any,
+                                             meldingstjener: Meldingstjener) -> None:
     stopped: list[int] = []
 
     def fault(leader: int, _store: str) -> None:
@@ -163,13 +168,14 @@ def test_a_minority_node_stopped_for_a_while(cluster: Cluster, vhost: str, spawn
         time.sleep(OUTAGE_S)
         cluster.start_app(victim)
 
-    replicas = run_through(cluster, vhost, spawn, declare_on=1, client=3,
+    replicas = run_through(cluster, vhost, spawn, meldingstjener, declare_on=1, client=3,
                            firsts=lambda leader: (leader, others(leader, 3)[0]), fault=fault)
     assert stopped == [2]
     assert '"broker.reconnected"' in replicas[1].log_text(), "the replica on the stopped node moved by itself"
 
 
-def test_a_node_partitioned_from_the_other_two(cluster: Cluster, vhost: str, spawn: Any, tmp_path: Path) -> None:
+def test_a_node_partitioned_from_the_other_two(cluster: Cluster, vhost: str, spawn: Any,
+                                               meldingstjener: Meldingstjener, tmp_path: Path) -> None:
     """gwc3 leads the inbound queue and is cut off from gwc1 and gwc2 (the host still reaches it): the majority
     elects a new leader, pause_minority makes gwc3 stop serving clients, the replica connected to it goes on
     through another node; after the heal gwc3 rejoins and catches up."""
@@ -182,6 +188,6 @@ def test_a_node_partitioned_from_the_other_two(cluster: Cluster, vhost: str, spa
         finally:
             cluster.heal()
 
-    replicas = run_through(cluster, vhost, spawn, declare_on=3, client=1,
+    replicas = run_through(cluster, vhost, spawn, meldingstjener, declare_on=3, client=1,
                            firsts=lambda leader: (2, 3), fault=fault)
     assert '"broker.reconnected"' in replicas[1].log_text(), "the replica on the cut-off node moved by itself"
