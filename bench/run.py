@@ -154,7 +154,8 @@ class Gateway:
                    GATEWAY_REGISTRY=str(ROOT / "fixtures" / "register.json"), GATEWAY_LOG_FORMAT="json",
                    GATEWAY_PREFETCH=str(prefetch), GATEWAY_QUEUE_TYPE="quorum" if QUEUE_ARGS else "classic",
                    GATEWAY_DELIVERY_LIMIT="0", GATEWAY_SYNTHETIC_FNR="accept", GATEWAY_MAX_PAST_DAYS="0",
-                   GATEWAY_MAX_FUTURE_DAYS="0", GATEWAY_SECRET_FILE=str(workdir / "gateway.secret"))
+                   GATEWAY_MAX_FUTURE_DAYS="0", GATEWAY_SECRET_FILE=str(workdir / "gateway.secret"),
+                   GATEWAY_HEALTH_PORT="0")  # no fixed port: another gateway on the machine may hold 9464
         self.log = (log or workdir / "gateway.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=env, cwd=ROOT,
                                      stdout=self.log, stderr=subprocess.STDOUT)
