@@ -411,6 +411,7 @@ def main() -> None:
     ap.add_argument("--broker", default=SERVER_URL, help="broker URL, or a cluster's ';'-separated URLs")
     ap.add_argument("--queue-type", choices=("classic", "quorum"), default="classic")
     ap.add_argument("--drain-only", action="store_true", help="only the raw relay and the drain(s)")
+    ap.add_argument("--no-statuses", action="store_true", help="do not wait for the status events after the drain")
     ap.add_argument("--note", default="", help="a note for the BENCHMARKS.md row (what changed)")
     args = ap.parse_args()
     global BROKER_URL, QUEUE_ARGS
@@ -430,7 +431,7 @@ def main() -> None:
         for k, processes in enumerate(args.processes):
             print(f"drain of {args.events} events, {processes} process(es) …", flush=True)
             drains[processes] = drain(args.events, workdir(f"drain{processes}"), args.prefetch, processes,
-                                      statuses=k == 0)
+                                      statuses=k == 0 and not args.no_statuses)
         lat: dict[float, dict[str, float]] = {}
         mem: dict[str, float] = {"rss_after_10pct_mb": nan, "rss_end_mb": nan, "growth_mb": nan}
         edi2: dict[str, float] = {"events_s": nan, "consumed_events_s": nan}
