@@ -256,6 +256,9 @@ def gateway_env(tmp_path: Path, broker_url: str) -> dict[str, str]:
         # date are off here and tested on their own (tests/integration/test_hostile.py, tests/unit/test_hostile*).
         GATEWAY_MAX_PAST_DAYS="0",
         GATEWAY_MAX_FUTURE_DAYS="0",
+        # No fixed health port: another gateway on the machine (another worktree's, an engineer's) may hold
+        # 9464, and the spawned one would then die at start. tests/integration/test_health_metrics.py sets one.
+        GATEWAY_HEALTH_PORT="0",
     )
     return env
 

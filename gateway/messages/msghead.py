@@ -1,4 +1,5 @@
-"""The MsgHead 1.2 envelope (Hodemelding), built with lxml SubElement: ~100 µs a message.
+"""The MsgHead 1.2 envelope (Hodemelding), built with lxml SubElement: ~100 µs a message (the Dialogmelding
+builds one per shape and copies it: gateway.messages.dialogmelding).
 
 Addresses follow "tjenestebasert adressering": the top organisation with its HER-id, and
 below it the service/department (a sub-Organisation) or the person (HealthcareProfessional)
