@@ -10,10 +10,15 @@ ratio compares like with like). ``--drain-only`` runs (1) and (2).
 1. raw relay: consume → publish → ack with no work (pika, asynchronous confirms, prefetch 500),
    the same message sizes as the gateway sees: the upper bound;
 2. drain: a backlog of realistic events (each routed to two receivers) in gateway.kartlegging,
-   drained by a real `gateway run` into the receivers' queues;
-3. latency: events at a fixed rate; publish → arrival in the receiver's queue, p50/p95/p99;
+   drained by a real `gateway run` into the receivers' queues, with one and with two processes
+   (``--processes 1,2``); the ratio is reported in both units, events/s and outbound messages/s
+   per relay msg/s; the first drain also counts the status events and how long they trail;
+3. latency: events at a fixed rate (``--rate`` 200 and ``--low-rate`` 50); publish → arrival in the
+   receiver's queue, p50/p95/p99;
 4. memory: the gateway's resident memory over a long run;
-then one table, a JSON file in bench/results/, and a row appended to BENCHMARKS.md.
+5. EDI 2.0: the same backlog with both receivers on EDI 2.0, posted by the outbox to the local
+   Meldingstjener stand-in (``python -m gateway.standin``);
+then one table, a JSON file in bench/results/, and a row appended to BENCHMARKS.md (the last table).
 """
 
 from __future__ import annotations
@@ -148,14 +153,16 @@ def raw_relay(n: int) -> float:
 
 # the gateway as a real process ---------------------------------------------------------------------
 class Gateway:
-    def __init__(self, workdir: Path, prefetch: int, log: Path | None = None) -> None:
+    def __init__(self, workdir: Path, prefetch: int, log: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         env.update(GATEWAY_BROKER_URL=BROKER_URL, GATEWAY_STORE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
                    GATEWAY_REGISTRY=str(ROOT / "fixtures" / "register.json"), GATEWAY_LOG_FORMAT="json",
                    GATEWAY_PREFETCH=str(prefetch), GATEWAY_QUEUE_TYPE="quorum" if QUEUE_ARGS else "classic",
-                   GATEWAY_DELIVERY_LIMIT="0", GATEWAY_HEALTH_PORT="0", GATEWAY_SYNTHETIC_FNR="accept",
-                   GATEWAY_MAX_PAST_DAYS="0", GATEWAY_MAX_FUTURE_DAYS="0",
-                   GATEWAY_SECRET_FILE=str(workdir / "gateway.secret"))
+                   GATEWAY_DELIVERY_LIMIT="0", GATEWAY_SYNTHETIC_FNR="accept", GATEWAY_MAX_PAST_DAYS="0",
+                   GATEWAY_MAX_FUTURE_DAYS="0", GATEWAY_SECRET_FILE=str(workdir / "gateway.secret"),
+                   GATEWAY_HEALTH_PORT="0")  # no fixed port: another gateway on the machine may hold 9464
+        env.update(extra_env or {})
         self.log = (log or workdir / "gateway.log").open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "run"], env=env, cwd=ROOT,
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -179,9 +186,18 @@ class Gateway:
         self.log.close()
 
 
-def drain(n: int, workdir: Path, prefetch: int, processes: int = 1) -> float:
-    """``processes`` gateways share the store and the input queue, as replicas would."""
+STATUS_QUEUE = "bench.status"
+
+
+def drain(n: int, workdir: Path, prefetch: int, processes: int = 1, statuses: bool = False) -> dict[str, float]:
+    """``processes`` gateways share the store and the input queue, as replicas would. With ``statuses`` the
+    status events (``kartlegging.status.*``) are counted too, and the gateways run on until the status
+    publisher has caught up: how many an event gives, and how long they trail the drain."""
     conn, ch = channel()
+    if statuses:
+        ch.queue_declare(STATUS_QUEUE, durable=False, arguments=QUEUE_ARGS)
+        ch.queue_bind(STATUS_QUEUE, "kartlegging", "kartlegging.status.#")
+        ch.queue_purge(STATUS_QUEUE)
     fill(ch, [event_body(i, f"drain-{time.time()}") for i in range(n)])
     start = time.perf_counter()
     gateways = []
@@ -195,12 +211,100 @@ def drain(n: int, workdir: Path, prefetch: int, processes: int = 1) -> float:
             raise SystemExit("a gateway died during the drain; see its log")
         time.sleep(0.05)
     elapsed = time.perf_counter() - start
+    out = {"events_s": n / elapsed}
+    if statuses:
+        at_drain_end = depth(ch, STATUS_QUEUE)
+        last, count, quiet_since = time.perf_counter(), at_drain_end, time.monotonic()
+        while time.monotonic() - quiet_since < 3 and time.perf_counter() - start < elapsed + 600:
+            time.sleep(0.1)
+            now_count = depth(ch, STATUS_QUEUE)
+            if now_count != count:
+                count, last, quiet_since = now_count, time.perf_counter(), time.monotonic()
+        out.update(statuses=count, statuses_per_event=count / n, statuses_at_drain_end=at_drain_end,
+                   status_lag_s=max(0.0, last - start - elapsed), statuses_s=count / (last - start))
+        ch.queue_delete(STATUS_QUEUE)
     for gw in gateways:
         gw.stop()
     for q in RECEIVERS:
         ch.queue_purge(q)
     conn.close()
-    return n / elapsed
+    return out
+
+
+def edi2_drain(n: int, workdir: Path, prefetch: int) -> dict[str, float]:
+    """The same backlog with both receivers on EDI 2.0: the consumer stores the messages and acks, the EDI 2.0
+    outbox (a periodic task in the same loop) posts each one to the local Meldingstjener stand-in
+    (``python -m gateway.standin``, over HTTP with HelseID and DPoP). Counted from the process start until the
+    store has every message sent; also when the consumer had acked every event (the queue empty)."""
+    import socket
+    import sqlite3
+
+    import httpx
+
+    from gateway.standin.local import write_client_key
+
+    register = json.loads((ROOT / "fixtures" / "register.json").read_text("utf-8"))
+    herids = {int(q.split("_")[0]) for q in RECEIVERS}
+    for party in register["parties"]:
+        if party["herid"] in herids:
+            party["edi_address"] = f"{party['herid']}@edi.example.no"
+    (workdir / "register.json").write_text(json.dumps(register), encoding="utf-8")
+    public = write_client_key(workdir / "key.jwk.json")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    base = f"http://127.0.0.1:{port}"
+    served = [8100601, 8100701, 8100801, 8100103, 8100203, 8100302]
+    (workdir / "standin.json").write_text(json.dumps({
+        "clients": [{"client_id": "bench", "jwk": public, "her_ids": served}], "authority": base}), encoding="utf-8")
+    standin = subprocess.Popen([sys.executable, "-m", "gateway.standin", "--port", str(port), "--config",
+                                str(workdir / "standin.json")], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=(workdir / "standin.log").open("wb"))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/_standin/state", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the stand-in did not start") from None
+                time.sleep(0.1)
+        conn, ch = channel()
+        fill(ch, [event_body(i, f"edi2-{time.time()}") for i in range(n)])
+        start = time.perf_counter()
+        gw = Gateway(workdir, prefetch, extra_env={
+            "GATEWAY_REGISTRY": str(workdir / "register.json"), "GATEWAY_MSH_URL": base,
+            "GATEWAY_HELSEID_TOKEN_URL": f"{base}/connect/token", "GATEWAY_HELSEID_CLIENT_ID": "bench",
+            "GATEWAY_HELSEID_KEY": str(workdir / "key.jwk.json"), "GATEWAY_MSH_POLL_SECONDS": "0.05"})
+        gw.wait_ready(ch)
+        acked_at = None
+        db = None
+        while True:
+            if gw.proc.poll() is not None:
+                raise SystemExit("the gateway died during the EDI 2.0 drain; see its log")
+            if acked_at is None and depth(ch, "gateway.kartlegging") == 0:
+                acked_at = time.perf_counter()
+            if db is None and (workdir / "bench.sqlite3").exists():
+                db = sqlite3.connect(f"file:{workdir / 'bench.sqlite3'}?mode=ro", uri=True, timeout=5)
+            try:
+                sent = db.execute("SELECT count(*) FROM messages WHERE sent_at IS NOT NULL").fetchone()[0] if db else 0
+            except sqlite3.OperationalError:
+                sent = 0
+            if sent >= 2 * n:
+                break
+            if time.perf_counter() - start > 1800:
+                raise SystemExit(f"the EDI 2.0 drain stalled at {sent} of {2 * n} messages")
+            time.sleep(0.2)
+        elapsed = time.perf_counter() - start
+        if db is not None:
+            db.close()
+        gw.stop()
+        conn.close()
+    finally:
+        standin.terminate()
+        standin.wait(timeout=10)
+    return {"events_s": n / elapsed, "consumed_events_s": n / ((acked_at or start + elapsed) - start)}
 
 
 class Receiver(threading.Thread):
@@ -288,23 +392,33 @@ def memory(n: int, workdir: Path, prefetch: int) -> dict[str, float]:
             "growth_mb": samples[-1][1] - warm}
 
 
+def _list(value: str) -> list[int]:
+    return [int(v) for v in value.split(",") if v]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=20_000, help="backlog size for the drain (and the relay)")
     ap.add_argument("--rate", type=float, default=200.0, help="events per second for the latency run")
-    ap.add_argument("--seconds", type=float, default=60.0, help="length of the latency run")
+    ap.add_argument("--low-rate", type=float, default=50.0, help="a second, lower rate for the latency run")
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of each latency run")
     ap.add_argument("--memory-events", type=int, default=100_000, help="events in the memory run")
+    ap.add_argument("--edi2-events", type=int, default=2_000, help="backlog for the EDI 2.0 drain (0: none)")
     ap.add_argument("--prefetch", type=int, default=200, help="GATEWAY_PREFETCH for the gateway under test")
-    ap.add_argument("--processes", type=int, default=1,
-                    help="gateway processes sharing the store for the drain (replicas); latency and memory use one")
+    ap.add_argument("--processes", type=_list, default=[1, 2],
+                    help="gateway processes sharing the store for the drain (replicas), e.g. 1,2; the first "
+                         "also counts the status events; latency and memory use one")
     ap.add_argument("--broker", default=SERVER_URL, help="broker URL, or a cluster's ';'-separated URLs")
     ap.add_argument("--queue-type", choices=("classic", "quorum"), default="classic")
-    ap.add_argument("--drain-only", action="store_true", help="only the raw relay and the drain")
+    ap.add_argument("--drain-only", action="store_true", help="only the raw relay and the drain(s)")
+    ap.add_argument("--no-statuses", action="store_true", help="do not wait for the status events after the drain")
+    ap.add_argument("--note", default="", help="a note for the BENCHMARKS.md row (what changed)")
     args = ap.parse_args()
     global BROKER_URL, QUEUE_ARGS
     BROKER_URL = args.broker
     QUEUE_ARGS = {"x-queue-type": "quorum"} if args.queue_type == "quorum" else None
     nodes = len(BROKER_URL.split(";"))
+    nan = float("nan")
     with tempfile.TemporaryDirectory() as tmp:
 
         def workdir(name: str) -> Path:
@@ -313,35 +427,58 @@ def main() -> None:
 
         print(f"raw relay over {args.events} messages …", flush=True)
         relay = raw_relay(args.events)
-        print(f"drain of {args.events} events …", flush=True)
-        drained = drain(args.events, workdir("drain"), args.prefetch, args.processes)
-        lat: dict[str, float] = {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
-        mem: dict[str, float] = {"rss_after_10pct_mb": float("nan"), "rss_end_mb": float("nan"),
-                                 "growth_mb": float("nan")}
+        drains: dict[int, dict[str, float]] = {}
+        for k, processes in enumerate(args.processes):
+            print(f"drain of {args.events} events, {processes} process(es) …", flush=True)
+            drains[processes] = drain(args.events, workdir(f"drain{processes}"), args.prefetch, processes,
+                                      statuses=k == 0 and not args.no_statuses)
+        lat: dict[float, dict[str, float]] = {}
+        mem: dict[str, float] = {"rss_after_10pct_mb": nan, "rss_end_mb": nan, "growth_mb": nan}
+        edi2: dict[str, float] = {"events_s": nan, "consumed_events_s": nan}
         if not args.drain_only:
-            print(f"latency at {args.rate}/s for {args.seconds} s …", flush=True)
-            lat = latency(args.rate, args.seconds, workdir("latency"), args.prefetch)
+            for rate in (args.rate, args.low_rate):
+                print(f"latency at {rate}/s for {args.seconds} s …", flush=True)
+                lat[rate] = latency(rate, args.seconds, workdir(f"latency{rate:g}"), args.prefetch)
             print(f"memory over {args.memory_events} events …", flush=True)
             mem = memory(args.memory_events, workdir("memory"), args.prefetch)
-    result = {
+            if args.edi2_events:
+                print(f"EDI 2.0 drain of {args.edi2_events} events …", flush=True)
+                edi2 = edi2_drain(args.edi2_events, workdir("edi2"), args.prefetch)
+    result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "python": platform.python_version(),
-        "events": args.events, "prefetch": args.prefetch, "drain_processes": args.processes,
-        "broker_nodes": nodes, "queue_type": args.queue_type,
-        "raw_relay_msg_s": round(relay), "drain_events_s": round(drained),
-        "drain_messages_s": round(2 * drained), "ratio_drain_raw": round(drained / relay, 3),
-        **{k: round(v, 1) for k, v in lat.items()}, **{k: round(v, 1) for k, v in mem.items()},
-        "memory_events": args.memory_events, "latency_rate": args.rate, "latency_seconds": args.seconds,
+        "python": platform.python_version(), "note": args.note,
+        "events": args.events, "prefetch": args.prefetch, "broker_nodes": nodes, "queue_type": args.queue_type,
+        "raw_relay_msg_s": round(relay),
+        "drain": {str(p): {**{k: round(v, 3) for k, v in d.items()},
+                           "messages_s": round(2 * d["events_s"]),
+                           "ratio_events": round(d["events_s"] / relay, 3),
+                           "ratio_messages": round(2 * d["events_s"] / relay, 3)} for p, d in drains.items()},
+        "latency": {f"{r:g}": {k: round(v, 1) for k, v in d.items()} for r, d in lat.items()},
+        "memory": {k: round(v, 1) for k, v in mem.items()}, "memory_events": args.memory_events,
+        "edi2": {k: round(v, 1) for k, v in edi2.items()}, "edi2_events": args.edi2_events,
+        "latency_seconds": args.seconds,
     }
-    rows = [("raw relay (pika, async confirms)", f"{result['raw_relay_msg_s']:,} msg/s", "upper bound"),
-            (f"gateway drain ({args.processes} process{'es' if args.processes > 1 else ''})",
-             f"{result['drain_events_s']:,} events/s ({result['drain_messages_s']:,} msg/s)",
-             f"ratio {result['ratio_drain_raw']} (goal ≥ 0.30)"),
-            (f"latency at {args.rate:g}/s", f"p50 {result['p50_ms']} / p95 {result['p95_ms']} / "
-             f"p99 {result['p99_ms']} ms", "goal p99 ≤ 50 ms"),
-            (f"memory over {args.memory_events:,} events", f"{result['rss_after_10pct_mb']} → "
-             f"{result['rss_end_mb']} MB", f"growth {result['growth_mb']} MB (goal < 20)")]
+    rows = [("raw relay (pika, async confirms)", f"{result['raw_relay_msg_s']:,} msg/s", "upper bound")]
+    for p, d in result["drain"].items():
+        rows.append((f"gateway drain ({p} process{'es' if p != '1' else ''})",
+                     f"{round(d['events_s']):,} events/s ({d['messages_s']:,} msg/s)",
+                     f"ratio {d['ratio_events']} events / {d['ratio_messages']} messages per relay msg "
+                     f"(goal ≥ {'0.30' if p == '1' else '0.45'} messages)"))
+        if "statuses" in d:
+            rows.append(("  status events", f"{d['statuses_per_event']:.2f} per event, {d['statuses_s']:,.0f}/s",
+                         f"{d['statuses_at_drain_end']:.0f} of {d['statuses']:.0f} out when the drain ended; "
+                         f"the rest {d['status_lag_s']:.1f} s later"))
+    for r, d in result["latency"].items():
+        rows.append((f"latency at {r}/s", f"p50 {d['p50_ms']} / p95 {d['p95_ms']} / p99 {d['p99_ms']} ms",
+                     f"lost {d['lost']:.0f}; goal p99 ≤ 50 ms at 200/s"))
+    m = result["memory"]
+    rows.append((f"memory over {args.memory_events:,} events", f"{m['rss_after_10pct_mb']} → {m['rss_end_mb']} MB",
+                 f"growth {m['growth_mb']} MB (goal < 20)"))
+    e = result["edi2"]
+    rows.append((f"EDI 2.0 drain ({args.edi2_events:,} events, stand-in)",
+                 f"{e['events_s']} events/s ({2 * e['events_s']:.0f} msg/s) posted",
+                 f"consumed and stored at {e['consumed_events_s']} events/s"))
     width = max(len(r[0]) for r in rows)
     print()
     for name, value, note in rows:
@@ -350,20 +487,27 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     path = out / f"{result['date'].replace(':', '')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    bench_md = ROOT / "BENCHMARKS.md"
-    if not bench_md.exists():
-        bench_md.write_text(
-            "# Benchmarks\n\nRows are appended by `python bench/run.py`; old rows stay. Goals: drain ≥ 0.30 × "
-            "raw relay, p99 ≤ 50 ms at 200 events/s, memory growth < 20 MB over 100,000 events.\n\n"
-            "| date (UTC) | machine | events | raw relay msg/s | drain events/s | ratio | p50 / p95 / p99 ms | "
-            "RSS growth MB |\n|---|---|---|---|---|---|---|---|\n", encoding="utf-8")
-    with bench_md.open("a", encoding="utf-8") as f:
-        events = f"{args.events}" + (f" ({args.processes} processes)" if args.processes > 1 else "")
-        events += f" ({nodes}-node cluster, {args.queue_type})" if nodes > 1 else (
-            " (quorum)" if args.queue_type == "quorum" else "")
-        f.write(f"| {result['date']} | {result['machine']} | {events} | {result['raw_relay_msg_s']} | "
-                f"{result['drain_events_s']} | {result['ratio_drain_raw']} | {result['p50_ms']} / {result['p95_ms']} / "
-                f"{result['p99_ms']} | {result['growth_mb']} (over {args.memory_events}) |\n")
+    with (ROOT / "BENCHMARKS.md").open("a", encoding="utf-8") as f:
+        events = f"{args.events}" + (f" ({nodes}-node cluster, {args.queue_type})" if nodes > 1 else (
+            " (quorum)" if args.queue_type == "quorum" else ""))
+
+        def drain_cell(p: str) -> str:
+            d = result["drain"].get(p)
+            return "—" if d is None else (f"{round(d['events_s'])} ev/s = {d['messages_s']} msg/s: "
+                                          f"**{d['ratio_events']} / {d['ratio_messages']}**")
+
+        d1 = result["drain"].get(str(args.processes[0]), {})
+        status = (f"{d1['statuses_per_event']:.2f}/event, {d1['statuses_s']:.0f}/s, lag {d1['status_lag_s']:.1f} s"
+                  if "statuses" in d1 else "—")
+
+        def lat_cell(r: float) -> str:
+            d = result["latency"].get(f"{r:g}")
+            return "—" if d is None else f"{d['p50_ms']} / {d['p95_ms']} / **{d['p99_ms']}**"
+
+        f.write(f"| {result['date']}{' (' + args.note + ')' if args.note else ''} | {result['machine']} | {events} | "
+                f"{result['raw_relay_msg_s']} | {drain_cell('1')} | {drain_cell('2')} | {lat_cell(args.rate)} | "
+                f"{lat_cell(args.low_rate)} | {m['growth_mb']} (over {args.memory_events}) | "
+                f"{e['events_s']} ev/s (consumed {e['consumed_events_s']}) | {status} |\n")
     print(f"\nwritten: {path.relative_to(ROOT)} and a row in BENCHMARKS.md")
 
 

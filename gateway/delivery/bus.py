@@ -192,6 +192,7 @@ class AmqpPublisher:
         self.channel = self.connection.channel()
         self.confirming = hasattr(self.channel, "confirm_select")  # the in-memory transport has no confirms
         self._published = 0
+        self._first = 1  # the first sequence number of the batch being awaited
         self._acked: set[int] = set()
         self._nacked: set[int] = set()
         if self.confirming:
@@ -220,16 +221,31 @@ class AmqpPublisher:
     def _confirm_mode(self) -> None:
         """Confirms on the current channel; their sequence numbers start again at 1 on each channel."""
         self._published = 0
+        self._first = 1
         self._acked, self._nacked = set(), set()
         self.channel.confirm_select()
         self.channel.events["basic_ack"].add(self._on_ack)
         self.channel.events["basic_nack"].add(self._on_nack)
 
+    def _answered(self, tag: int, multiple: bool) -> range | tuple[int]:
+        """The sequence numbers one ack or nack answers. Only the batch being awaited matters (an earlier
+        batch was answered in full before it counted as published), so a ``multiple`` answer covers the
+        current batch's numbers up to ``tag``, not every number since the channel opened: that made each
+        answer cost O(messages published so far) and kept a set of all of them (quadratic over a drain)."""
+        return range(self._first, tag + 1) if multiple else (tag,)
+
     def _on_ack(self, tag: int, multiple: bool) -> None:
-        self._acked.update(range(1, tag + 1) if multiple else (tag,))
+        self._acked.update(self._answered(tag, multiple))
 
     def _on_nack(self, tag: int, multiple: bool, *_args: Any) -> None:
-        self._nacked.update(range(1, tag + 1) if multiple else (tag,))
+        self._nacked.update(self._answered(tag, multiple))
+
+    def _start_batch(self) -> int:
+        """A new batch's first sequence number; the answers to earlier batches are forgotten (all were in)."""
+        self._first = self._published + 1
+        self._acked.clear()
+        self._nacked.clear()
+        return self._first
 
     def _await_confirms(self, first: int, timeout: float = 30.0) -> None:
         """Until the broker has answered for messages ``first``…last published; a nack or silence is an error
@@ -255,7 +271,7 @@ class AmqpPublisher:
             if name not in self._declared:
                 self._declare_receiver(name)
                 self._declared.add(name)
-        first = self._published + 1
+        first = self._start_batch()
         for item in items:
             if item.exchange:  # a status event: whoever binds hears it; confirmed like the rest
                 self.producer.publish(item.body, exchange=item.exchange, routing_key=item.queue, delivery_mode=2,
@@ -294,7 +310,7 @@ class AmqpPublisher:
         """What a hospital system does; used by ``gateway publish`` and the demo."""
         EXCHANGE(self.channel).declare()
         self.topology.kartlegging_queue()(self.channel).declare()
-        first = self._published + 1
+        first = self._start_batch()
         self.producer.publish(body, exchange=EXCHANGE, routing_key=ROUTING_KEY, delivery_mode=2,
                               content_type="application/json", content_encoding="utf-8", message_id=event_id)
         self._published += 1

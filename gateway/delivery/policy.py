@@ -111,24 +111,32 @@ class FailurePolicy:
                 attempt += 1
 
 
+class More(int):
+    """What a periodic task returns (a count, as before) when it stopped at its batch limit with more waiting:
+    it runs again after ``Periodic.behind`` instead of its interval, so a backlog drains in small passes
+    between the consumer's batches instead of one long pass that holds every event up."""
+
+
 @dataclass
 class Periodic:
     """A task the consumer loop runs every ``interval`` seconds (the overdue check). A transient failure moves
     the next run to the backoff instead of the interval; any other failure is logged and the task runs again
-    at its next interval. Neither blocks the loop or leaves it."""
+    at its next interval. Neither blocks the loop or leaves it. A task that returns ``More`` runs again after
+    ``behind`` seconds."""
 
     interval: float
     task: Callable[[], object]
     name: str = "periodic"
     next_at: float = 0.0
     failures: int = 0
+    behind: float = 0.02
 
     def run_if_due(self, policy: FailurePolicy, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         if now < self.next_at:
             return
         try:
-            self.task()
+            result = self.task()
         except TRANSIENT as exc:
             pause = policy.pause(self.failures)
             self.failures += 1
@@ -138,8 +146,9 @@ class Periodic:
             return
         except Exception as exc:
             log.error(f"{self.name}.internal_error", error_type=type(exc).__name__, where=where(exc))
+            result = None
         self.failures = 0
-        self.next_at = now + self.interval
+        self.next_at = now + (min(self.behind, self.interval) if isinstance(result, More) else self.interval)
 
 
 def guard_message(policy: FailurePolicy, what: str, handle: Callable[[], object],

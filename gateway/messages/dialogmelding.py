@@ -12,7 +12,10 @@ The 2013 schema also required the HealthcareProfessional/Person choice, so one i
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 
 from lxml import etree
 
@@ -25,7 +28,10 @@ from gateway.messages.msghead import (
     PERSON_ID_TEXT,
     VIKAR_FOR_FASTLEGE,
     element,
-    msghead,
+    msghead_of_text,
+    oslo_time,
+    patient_ident_type,
+    xml_text,
 )
 
 DIALOG_NS = "http://www.kith.no/xmlstds/dialog/2013-01-23"
@@ -98,6 +104,99 @@ def receiver_profession(receiver_role: str) -> tuple[str, str]:
     return RECEIVER_PROFESSION.get(receiver_role, SYKEPLEIER)
 
 
+def dialogmelding_values(event: Kartlegging, sender: Address, receiver_role: str, msg_id: str,
+                        generated_at: datetime, note_text: str) -> dict[str, str | None]:
+    """Every value of the message that is not its structure, as text. None: the element is left out (the
+    contact's names and HPR number; never an empty string for those) or, for the patient's names, left
+    without text; an empty string is written as an empty element, as before."""
+    contact = event.sender.contact
+    given, family = name_parts(contact.name)
+    role_v, role_dn = contact_role(event, sender)
+    prof_v, prof_dn = receiver_profession(receiver_role)
+    fnr = event.patient.fnr
+    id_v, id_dn = patient_ident_type(fnr)
+    issued = event.occurred_at
+    return {
+        "gen_date": oslo_time(generated_at), "msg_id": msg_id, "fnr": fnr, "given": event.patient.given_name,
+        "family": event.patient.family_name, "id_v": id_v, "id_dn": id_dn,
+        "issue_date": oslo_time(issued) if isinstance(issued, datetime) else issued.isoformat(),
+        "tema": tema(event), "note": note_text, "dato": event.assessment.performed_on.isoformat(),
+        "role_v": role_v, "role_dn": role_dn, "c_family": family or None, "c_given": given or None,
+        "hpr": contact.hpr or None,
+        "tel": "tel:" + "".join(contact.phone.split()), "prof_v": prof_v, "prof_dn": prof_dn,
+    }
+
+
+def _build(sender: Address, receiver: Address, receiver_role: str, v: Mapping[str, str | None]) -> etree._Element:
+    """The message built element by element from its values (what ``dialogmelding_tree`` copies)."""
+    root, content = msghead_of_text(
+        msg_type=MSG_TYPE, msg_id=str(v["msg_id"]), gen_date=str(v["gen_date"]), sender=sender, receiver=receiver,
+        patient=(str(v["fnr"]), v["given"], v["family"], str(v["id_v"]), str(v["id_dn"])),  # type: ignore[arg-type]
+        receiver_role=RECEIVER_ROLE.get(receiver_role), issue_date=str(v["issue_date"]), conversation=None,
+    )
+    dialog = etree.SubElement(content, _D + "Dialogmelding", nsmap={None: DIALOG_NS, "fk1": FK1_NS})
+    notat = _d(dialog, "Notat")
+    _d(notat, "TemaKodet", **TEMA_KODET)
+    _d(notat, "Tema", v["tema"])
+    _d(notat, "TekstNotatInnhold", v["note"])
+    _d(notat, "DatoNotat", v["dato"])
+    # The contact person the receiver should call, structured as well as in the text.
+    roller = _d(notat, "RollerRelatertNotat")
+    _d(roller, "RoleToPatient", V=str(v["role_v"]), DN=str(v["role_dn"]), S=OID_ROLE)
+    hp = _d(roller, "HealthcareProfessional")  # dia:HealthcareProfessional: FamilyName before GivenName
+    if v["c_family"]:
+        _d(hp, "FamilyName", v["c_family"])
+    if v["c_given"]:
+        _d(hp, "GivenName", v["c_given"])
+    if v["hpr"]:  # Ident is fk1:Ident: its children are in felleskomponent1 (as in the official sample)
+        ident = _d(hp, "Ident")
+        element(ident, _F + "Id", v["hpr"])
+        element(ident, _F + "TypeId", V="HPR", DN=PERSON_ID_TEXT["HPR"], S=OID_PERSON_ID)
+    # TeleCom is in the dialog namespace, its TeleAddress in felleskomponent1 (fk1:TeleCom type).
+    element(_d(hp, "TeleCom"), _F + "TeleAddress", V=str(v["tel"]))
+    mottaker = _d(notat, "RollerRelatertNotat")
+    _d(mottaker, "RoleToPatient", V=KONTAKT_HOS_MOTTAKER[0], DN=KONTAKT_HOS_MOTTAKER[1], S=OID_ROLE)
+    _d(_d(mottaker, "HealthcareProfessional"), "TypeHealthcareProfessional", V=str(v["prof_v"]),
+       DN=str(v["prof_dn"]))
+    return root
+
+
+def dialogmelding_tree_direct(
+    event: Kartlegging, sender: Address, receiver: Address, receiver_role: str, msg_id: str,
+    generated_at: datetime, note_text: str,
+) -> etree._Element:
+    """The message built element by element; ``dialogmelding_tree`` must give the same bytes (tested)."""
+    return _build(sender, receiver, receiver_role,
+                  dialogmelding_values(event, sender, receiver_role, msg_id, generated_at, note_text))
+
+
+# A slot: the value's name, the path of child indexes from the root, and the attribute (None: the text).
+_Slot = tuple[str, tuple[int, ...], str | None]
+_MARK = "⁣slot:"  # printable to xml_text (INVISIBLE SEPARATOR), so a placeholder goes through unchanged
+
+
+@lru_cache(maxsize=1024)
+def _skeleton(sender: Address, receiver: Address, receiver_role: str, present: tuple[tuple[str, bool], ...]
+              ) -> tuple[etree._Element, tuple[_Slot, ...]]:
+    """The message of one shape (addresses, receiver role, which values are there) built once with
+    placeholders, and where each value goes."""
+    root = _build(sender, receiver, receiver_role,
+                  {name: _MARK + name if there else None for name, there in present})
+    slots: list[_Slot] = []
+    for el in root.iter():
+        path: tuple[int, ...] = ()
+        node = el
+        while (parent := node.getparent()) is not None:
+            path = (parent.index(node), *path)
+            node = parent
+        if el.text is not None and el.text.startswith(_MARK):
+            slots.append((el.text[len(_MARK):], path, None))
+        for attr, value in el.attrib.items():
+            if value.startswith(_MARK):
+                slots.append((value[len(_MARK):], path, str(attr)))
+    return root, tuple(slots)
+
+
 def dialogmelding_tree(
     event: Kartlegging, sender: Address, receiver: Address, receiver_role: str, msg_id: str,
     generated_at: datetime, note_text: str,
@@ -105,37 +204,22 @@ def dialogmelding_tree(
     """The message as a tree: the gateway validates the tree, then serializes it (no second parse).
 
     A new Helsefaglig dialog (TemaKodet 6, no ConversationRef) as HIS 1077 and the official samples build
-    it: the sender's contact person as the first RollerRelatertNotat, "Kontakt hos mottaker" as the second."""
-    root, content = msghead(
-        msg_type=MSG_TYPE, msg_id=msg_id, generated_at=generated_at, sender=sender, receiver=receiver,
-        patient=(event.patient.fnr, event.patient.given_name, event.patient.family_name),
-        receiver_role=RECEIVER_ROLE.get(receiver_role), issued=event.occurred_at,
-    )
-    dialog = etree.SubElement(content, _D + "Dialogmelding", nsmap={None: DIALOG_NS, "fk1": FK1_NS})
-    notat = _d(dialog, "Notat")
-    _d(notat, "TemaKodet", **TEMA_KODET)
-    _d(notat, "Tema", tema(event))
-    _d(notat, "TekstNotatInnhold", note_text)
-    _d(notat, "DatoNotat", event.assessment.performed_on.isoformat())
-    # The contact person the receiver should call, structured as well as in the text.
-    contact = event.sender.contact
-    roller = _d(notat, "RollerRelatertNotat")
-    code, text = contact_role(event, sender)
-    _d(roller, "RoleToPatient", V=code, DN=text, S=OID_ROLE)
-    hp = _d(roller, "HealthcareProfessional")  # dia:HealthcareProfessional: FamilyName before GivenName
-    given, family = name_parts(contact.name)
-    if family:
-        _d(hp, "FamilyName", family)
-    if given:
-        _d(hp, "GivenName", given)
-    if contact.hpr:  # Ident is fk1:Ident: its children are in felleskomponent1 (as in the official sample)
-        ident = _d(hp, "Ident")
-        element(ident, _F + "Id", contact.hpr)
-        element(ident, _F + "TypeId", V="HPR", DN=PERSON_ID_TEXT["HPR"], S=OID_PERSON_ID)
-    # TeleCom is in the dialog namespace, its TeleAddress in felleskomponent1 (fk1:TeleCom type).
-    element(_d(hp, "TeleCom"), _F + "TeleAddress", V="tel:" + "".join(contact.phone.split()))
-    mottaker = _d(notat, "RollerRelatertNotat")
-    _d(mottaker, "RoleToPatient", V=KONTAKT_HOS_MOTTAKER[0], DN=KONTAKT_HOS_MOTTAKER[1], S=OID_ROLE)
-    profession = receiver_profession(receiver_role)
-    _d(_d(mottaker, "HealthcareProfessional"), "TypeHealthcareProfessional", V=profession[0], DN=profession[1])
+    it: the sender's contact person as the first RollerRelatertNotat, "Kontakt hos mottaker" as the second.
+
+    Built by copying a skeleton of the same shape and filling in the values (about a third of the cost of
+    ~52 ``SubElement`` calls); the bytes are those of ``dialogmelding_tree_direct`` (tested on every fixture
+    and on generated events)."""
+    values = dialogmelding_values(event, sender, receiver_role, msg_id, generated_at, note_text)
+    skeleton, slots = _skeleton(sender, receiver, receiver_role,
+                                tuple((name, value is not None) for name, value in values.items()))
+    root = copy.deepcopy(skeleton)
+    for name, path, attr in slots:
+        el = root
+        for i in path:
+            el = el[i]
+        text = xml_text(str(values[name]))
+        if attr is None:
+            el.text = text
+        else:
+            el.set(attr, text)
     return root

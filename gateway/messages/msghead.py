@@ -1,4 +1,5 @@
-"""The MsgHead 1.2 envelope (Hodemelding), built with lxml SubElement: ~100 µs a message.
+"""The MsgHead 1.2 envelope (Hodemelding), built with lxml SubElement: ~100 µs a message (the Dialogmelding
+builds one per shape and copies it: gateway.messages.dialogmelding).
 
 Addresses follow "tjenestebasert adressering": the top organisation with its HER-id, and
 below it the service/department (a sub-Organisation) or the person (HealthcareProfessional)
@@ -144,11 +145,28 @@ def msghead(
     files the document under; GenDate is only when this envelope was generated, and a re-send or a delayed
     event would otherwise date the document wrong. ``conversation`` is ConversationRef (RefToParent,
     RefToConversation), only for a message that continues an earlier one (PLO updates)."""
+    if issued is None:
+        issued = generated_at
+    return msghead_of_text(
+        msg_type=msg_type, msg_id=msg_id, gen_date=oslo_time(generated_at), sender=sender, receiver=receiver,
+        patient=None if patient is None else (*patient, *patient_ident_type(patient[0])),
+        receiver_role=receiver_role,
+        issue_date=oslo_time(issued) if isinstance(issued, datetime) else issued.isoformat(),
+        conversation=conversation)
+
+
+def msghead_of_text(
+    *, msg_type: tuple[str, str], msg_id: str, gen_date: str, sender: Address, receiver: Address,
+    patient: tuple[str, str, str, str, str] | None, receiver_role: tuple[str, str] | None,
+    issue_date: str, conversation: tuple[str, str] | None,
+) -> tuple[etree._Element, etree._Element]:
+    """``msghead`` with every value already text: ``patient`` is (id, given, family, id type V, id type DN).
+    The skeleton builder (gateway.messages.dialogmelding) calls it with placeholders."""
     root = etree.Element(_M + "MsgHead", nsmap={None: MSGHEAD_NS})
     info = sub(root, "MsgInfo")
     sub(info, "Type", V=msg_type[0], DN=msg_type[1])
     sub(info, "MIGversion", MIG_VERSION)
-    sub(info, "GenDate", oslo_time(generated_at))
+    sub(info, "GenDate", gen_date)
     sub(info, "MsgId", msg_id)
     if conversation is not None:
         ref = sub(info, "ConversationRef")
@@ -157,15 +175,13 @@ def msghead(
     address(sub(info, "Sender"), sender)
     address(sub(info, "Receiver"), receiver, role_to_patient=receiver_role)
     if patient is not None:
-        fnr, given, family = patient
+        fnr, given, family, id_v, id_dn = patient
         p = sub(info, "Patient")
         sub(p, "FamilyName", family)
         sub(p, "GivenName", given)
-        _ident(p, fnr, *patient_ident_type(fnr), OID_PERSON_ID)
+        _ident(p, fnr, id_v, id_dn, OID_PERSON_ID)
     ref_doc = sub(sub(root, "Document"), "RefDoc")
-    if issued is None:
-        issued = generated_at
-    sub(ref_doc, "IssueDate", V=oslo_time(issued) if isinstance(issued, datetime) else issued.isoformat())
+    sub(ref_doc, "IssueDate", V=issue_date)
     sub(ref_doc, "MsgType", V="XML", DN="XML-instans")
     return root, sub(ref_doc, "Content")
 

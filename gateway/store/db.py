@@ -108,7 +108,11 @@ class Backend(Protocol):
 
     def connect(self) -> Any: ...
 
-    def begin(self, db: Any) -> None: ...
+    def begin(self, db: Any, durable: bool = True) -> None: ...
+
+    def after(self, db: Any, durable: bool = True) -> None: ...
+
+    def write_nothing(self, db: Any) -> None: ...
 
     def lock_migrations(self, db: Any) -> None: ...
 
@@ -164,8 +168,19 @@ class Sqlite:
                 if path.stat().st_mode & 0o077:
                     os.chmod(path, 0o600)
 
-    def begin(self, db: Any) -> None:
+    def begin(self, db: Any, durable: bool = True) -> None:
+        if not durable:  # the safety level cannot change inside a transaction: set it for this one, then back
+            db.execute("PRAGMA synchronous=NORMAL")
         db.execute("BEGIN IMMEDIATE")
+
+    def after(self, db: Any, durable: bool = True) -> None:
+        if not durable:
+            db.execute("PRAGMA synchronous=FULL")
+
+    def write_nothing(self, db: Any) -> None:
+        """A write the commit must fsync: the header's user_version (unused by the gateway) counts up."""
+        n = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute(f"PRAGMA user_version={(int(n) + 1) % 2**31}")
 
     def lock_migrations(self, db: Any) -> None:
         """BEGIN IMMEDIATE already holds the file's write lock."""
@@ -191,8 +206,17 @@ class Postgres:
 
         return self.psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
 
-    def begin(self, db: Any) -> None:
+    def begin(self, db: Any, durable: bool = True) -> None:
         db.execute("BEGIN")
+        if not durable:
+            db.execute("SET LOCAL synchronous_commit TO OFF")
+
+    def after(self, db: Any, durable: bool = True) -> None:
+        """``SET LOCAL`` ended with the transaction."""
+
+    def write_nothing(self, db: Any) -> None:
+        """A transaction id of its own: its commit record is written and flushed (synchronous_commit on)."""
+        db.execute("SELECT txid_current()")
 
     def lock_migrations(self, db: Any) -> None:
         """Gateways starting together on a new database take turns: the first migrates, the rest see it done."""
@@ -273,23 +297,37 @@ class Database:
             self._db.close()
         self._db = None
 
-    def transaction(self, work: Callable[[Tx], T]) -> T:
-        """Runs ``work`` in one transaction; a lost connection or a locked file is StoreUnavailable."""
+    def transaction(self, work: Callable[[Tx], T], *, durable: bool = True) -> T:
+        """Runs ``work`` in one transaction; a lost connection or a locked file is StoreUnavailable.
+
+        ``durable=False``: the commit survives the gateway's own crash but not a power cut until the next
+        durable commit (SQLite WAL with synchronous=NORMAL: no fsync; PostgreSQL: synchronous_commit off).
+        Only for work nothing is acked or published on the strength of (docs/guarantees.md, "fsyncs")."""
         with self._lock:
             try:
                 connection = self._connection()
-                self.backend.begin(connection)
                 try:
-                    result = work(Tx(self, connection))
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-                connection.execute("COMMIT")
+                    self.backend.begin(connection, durable)
+                    try:
+                        result = work(Tx(self, connection))
+                    except BaseException:
+                        connection.execute("ROLLBACK")
+                        raise
+                    connection.execute("COMMIT")
+                finally:
+                    if not durable:
+                        self.backend.after(connection, durable)
                 return result
             except self.backend.errors as exc:
                 if self.backend.name != "sqlite":  # a locked SQLite file is no broken connection
                     self._drop()
                 raise StoreUnavailable(str(exc)) from exc
+
+    def barrier(self) -> None:
+        """Makes every commit made before it durable, this process's and any other's on the same store: one
+        durable commit that really writes (SQLite skips a row rewritten with its own value). SQLite's WAL and
+        PostgreSQL's WAL are each one sequential log, so flushing it to this commit flushes all earlier ones."""
+        self.transaction(lambda tx: self.backend.write_nothing(tx.connection))
 
     def query(self, query: str, args: Sequence[object] = ()) -> list[Row]:
         """A read outside a transaction."""

@@ -169,7 +169,16 @@ class EventStore:
         return rekeyed
 
     def record_events(self, items: Sequence[Incoming]) -> list[StoredEvent]:
-        """Record a batch of deliveries in one transaction, before any of them is acked."""
+        """Record a batch of deliveries in one transaction, before any of them is acked.
+
+        The commit is not fsynced (``durable=False``): it must survive the gateway's own crash, which it does
+        (counting the attempts of an event that crashes the process is what it is for), and nothing is acked
+        or published on its strength alone. Every batch with a new or unfinished event commits durably after
+        it (``record_outcomes`` before publishing, ``mark_sent_many`` before acking), and that fsync of the
+        one sequential log makes this commit durable too; a power cut before then leaves the batch unacked, so
+        the broker delivers it again. A batch of duplicates of finished events only is acked after this
+        commit alone: what a power cut could take back is the note that they came again, never an event.
+        Status events are only built from durable rows (``tell_statuses`` starts with a barrier)."""
 
         def work(tx: Tx) -> list[StoredEvent]:
             keys = [dedupe_key(item) for item in items]
@@ -195,7 +204,7 @@ class EventStore:
             tx.many(TRANSITION, transitions)
             return out
 
-        return self.db.transaction(work)
+        return self.db.transaction(work, durable=False)
 
     def _record_again(self, tx: Tx, item: Incoming, key: str) -> StoredEvent:
         """An event the store already has: a duplicate, a redelivery after a crash, or a replay."""

@@ -92,3 +92,28 @@ def test_two_hospitals_in_one_batch_and_in_a_rebuilt_message(handler: EventHandl
     rebuilt = handler.publisher.batches[-1][0]  # type: ignore[attr-defined]
     text = "".join(etree.fromstring(rebuilt.body).xpath("//*[local-name()='TekstNotatInnhold']")[0].itertext())
     assert "Merk: pasienten fikk også behovskartlegging ved samhandlingspunkt 1 fra Kreftavdelingen" in text
+
+
+def test_one_commit_a_batch_is_not_fsynced_and_a_durable_one_always_follows(handler: EventHandler) -> None:
+    """record_events commits without an fsync (docs/guarantees.md, "fsyncs"); a batch with anything new then
+    commits durably before it publishes and before it is acked, and the connection is back at FULL."""
+    store: SqlStore = handler.store  # type: ignore[assignment]
+    kinds: list[bool] = []
+    real = store.db.transaction
+
+    def spy(work, *, durable=True):  # type: ignore[no-untyped-def]
+        kinds.append(durable)
+        return real(work, durable=durable)
+
+    store.db.transaction = spy  # type: ignore[method-assign]
+    handler.handle_batch([delivery("01-sp1-bergen-brystkreft.json"), delivery("81-bad-ukjent-kommune.json")])
+    assert kinds[0] is False and kinds[1:] and all(kinds[1:]), kinds
+    assert store.db.query("PRAGMA synchronous")[0]["synchronous"] == 2, "FULL again after the relaxed commit"
+
+
+def test_the_status_pass_starts_with_a_durable_write(handler: EventHandler) -> None:
+    store: SqlStore = handler.store  # type: ignore[assignment]
+    handler.handle_batch([delivery("01-sp1-bergen-brystkreft.json")])
+    before = store.db.query("PRAGMA user_version")[0]["user_version"]
+    store.tell_statuses(lambda changes, facts: None)
+    assert store.db.query("PRAGMA user_version")[0]["user_version"] == before + 1

@@ -95,3 +95,15 @@ def test_a_crash_before_the_offset_moves_republishes_the_same_statuses(store: Sq
     assert [o.body for o in first.published()] == [o.body for o in second.published()]
     assert [o.properties["message_id"] for o in first.published()] == \
         [o.properties["message_id"] for o in second.published()]
+
+
+def test_a_full_pass_asks_to_run_again_soon() -> None:
+    """A status backlog drains in small passes between the consumer's batches, not one every interval."""
+    from gateway.delivery.policy import FailurePolicy, More, Periodic
+
+    results = iter([More(100), 3])
+    entry = Periodic(0.5, lambda: next(results), "status")
+    entry.run_if_due(FailurePolicy(), now=10.0)
+    assert entry.next_at == 10.0 + entry.behind
+    entry.run_if_due(FailurePolicy(), now=10.1)
+    assert entry.next_at == 10.6
