@@ -131,7 +131,7 @@ class Rabbit:
                                    arguments=topology.kartlegging_queue().queue_arguments)
         self.channel.queue_bind("gateway.kartlegging", "kartlegging", "kartlegging.completed")
         self.declare("gateway.parked")
-        self.channel.queue_declare("gateway.inbound", durable=True)  # what the gateway hands on (issue 13)
+        self.declare("gateway.inbound")  # what the gateway hands on (issue 13), with the topology's type
         self._inbound: list[Delivery] = []  # taken from gateway.inbound for another HER-id than asked for
         self.meldingstjener: Meldingstjener | None = None  # where EDI receivers' messages are looked for
         self._taken_edi: set[str] = set()

@@ -74,7 +74,16 @@ def wait_until_settled(rabbit: Rabbit, statuses: Any, events: list[tuple[str | N
             time.sleep(1.0)  # let the last acks and any parked copies of broken bodies land
             return
         time.sleep(0.5)
-    raise AssertionError("the gateway did not settle in time")
+    try:
+        now = statuses()
+    except (sqlite3.Error, psycopg.Error):
+        now = {}
+    left: dict[str, int] = defaultdict(int)
+    for i in wanted:
+        left[now.get(i, "not in the store")] += 1
+    waiting = rabbit.channel.queue_declare("gateway.kartlegging", passive=True).method.message_count
+    raise AssertionError(f"the gateway did not settle in time: {waiting} waiting on the queue; events by state "
+                         f"{dict(left)}")
 
 
 def drain(rabbit: Rabbit, queue: str, *, keep: bool = False) -> list[Any]:

@@ -111,7 +111,7 @@ def test_replay_parked_event_after_the_registry_is_fixed(rabbit: Rabbit, gateway
 
     dry = cli(env, "replay", "--status", "parked", "--reason", "tildelingskontoret registrert", "--dry-run")
     assert dry.returncode == 0 and "1 to replay (dry run" in dry.stdout
-    assert cli_json(env, "audit") == []
+    assert [r for r in cli_json(env, "audit") if r["action"] != "settings"] == [], "a dry run changes nothing"
     refused = cli(env, "replay", "--status", "parked")
     assert refused.returncode != 0 and "--reason" in refused.stderr
 
