@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import EDI, FIXTURES, Rabbit, fixture_herids, postgres_database
+from tests.conftest import EDI, FIXTURES, Meldingstjener, Rabbit, fixture_herids, postgres_database
 
 END_STATES = {"sent", "not_shared", "declined", "parked"}
 NS = uuid.UUID("0b7e1c2a-5d4f-4a8e-9f31-7c2d6e8a9b10")
@@ -155,8 +155,9 @@ def test_kill_9_at_random_points(rabbit: Rabbit, gateway_env: dict[str, str], tm
 @pytest.mark.destructive
 @pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs rabbitmqctl on this machine")
 def test_rabbitmq_restarted_mid_run(gateway_env: dict[str, str], broker_url: str, tmp_path: Path,
-                                    spawn: Any) -> None:
+                                    spawn: Any, meldingstjener: Meldingstjener) -> None:
     rabbit = Rabbit(broker_url)
+    rabbit.meldingstjener = meldingstjener
     rabbit.purge("gateway.kartlegging", "gateway.parked")
     rabbit.delete(*(f"{h}_async" for h in fixture_herids()))
     events = make_events(2000)
@@ -172,6 +173,7 @@ def test_rabbitmq_restarted_mid_run(gateway_env: dict[str, str], broker_url: str
         subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True, timeout=120)
         subprocess.run(["rabbitmqctl", "await_startup"], check=False, capture_output=True, timeout=120)
     rabbit = Rabbit(broker_url)
+    rabbit.meldingstjener = meldingstjener
     try:
         wait_until_settled(rabbit, lambda: sqlite_statuses(gateway_env), events, timeout=180)
         assert g.proc is not None and g.proc.poll() is None, "the gateway survived the broker restart"
