@@ -178,6 +178,9 @@ def test_bad_events_are_parked_and_the_consumer_goes_on(rabbit: Rabbit, gateway:
     assert [(d.body, d.headers["x-reason-code"]) for d in parked] == [(body, code) for _, body, code in bad]
     for d in parked:
         assert d.headers["x-reason"]
+        # gateway.parked is a notification stream (the store is the truth): each copy expires, by default after
+        # a week (GATEWAY_PARKED_TTL_HOURS, docs/decisions.md), so the queue cannot grow without end
+        assert d.properties.expiration == str(168 * 3600 * 1000)
         assert good["patient"]["fnr"] not in d.headers["x-reason"]
         assert good["patient"]["family_name"] not in d.headers["x-reason"]
     for herid in expected_receivers(good):
