@@ -8,6 +8,7 @@ is given all three URLs, in its own order)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -70,9 +71,15 @@ class Feeder(threading.Thread):
 
 def replica_env(urls: str, store_url: str, meldingstjener: Meldingstjener) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(**meldingstjener.env())  # the fixture registry's EDI receivers go through the stand-in
+    # The broker cluster is under test here, not EDI 2.0: the replicas get the fixture registry without EDI
+    # addresses, so every receiver reads AMQP (EDI 2.0 under faults: tests/integration/test_edi2_gateway.py).
+    registry = json.loads((FIXTURES / "register.json").read_text(encoding="utf-8"))
+    for party in registry["parties"]:
+        party.pop("edi_address", None)
+    amqp_only = Path(tempfile.gettempdir()) / f"gateway-cluster-register-{os.getpid()}.json"
+    amqp_only.write_text(json.dumps(registry), encoding="utf-8")
     env.update(GATEWAY_BROKER_URL=urls, GATEWAY_QUEUE_TYPE="quorum", GATEWAY_STORE_URL=store_url,
-               GATEWAY_REGISTRY=str(FIXTURES / "register.json"), GATEWAY_LOG_FORMAT="json", GATEWAY_PREFETCH="50",
+               GATEWAY_REGISTRY=str(amqp_only), GATEWAY_LOG_FORMAT="json", GATEWAY_PREFETCH="50",
                GATEWAY_HEARTBEAT_SECONDS="5", GATEWAY_HEALTH_PORT="0",
                # the fixtures' synthetic numbers and fixed dates, as in gateway_env; one secret for both replicas
                GATEWAY_SYNTHETIC_FNR="accept", GATEWAY_MAX_PAST_DAYS="0", GATEWAY_MAX_FUTURE_DAYS="0",
