@@ -33,6 +33,7 @@ from gateway.pipeline import Folders
 from gateway.routing.rules import RuleSet, load_rules
 from gateway.settings import Settings
 from gateway.store import SqlStore
+from gateway.store.queries import patient_part
 from gateway.store.users import User, UserStore
 
 HERE = Path(__file__).parent
@@ -114,18 +115,7 @@ def mask_name(given: str | None, family: str | None) -> str:
     return " ".join(f"{part[0]}." for part in (given, family) if part)
 
 
-def patient_of(body: bytes | None) -> dict[str, str]:
-    """The patient part of an event body (for the detail page, or to be masked for a list)."""
-    if not body:
-        return {}
-    try:
-        parsed = json.loads(bytes(body))
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    patient = parsed.get("patient") if isinstance(parsed, dict) else None
-    if not isinstance(patient, dict):
-        return {}
-    return {k: str(v) for k, v in patient.items() if isinstance(v, str | int)}
+patient_of = patient_part  # the patient part of an event body (for the detail page, or masked for a list)
 
 
 def pretty_body(body: bytes) -> str:

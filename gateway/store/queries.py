@@ -299,9 +299,9 @@ def body_facts(body: bytes | None) -> dict[str, Any]:
     return facts
 
 
-def _body_patient(body: bytes | None) -> dict[str, str]:
-    """The patient's kommunenummer and fødselsnummer as the hospital system sent them, from a body the gateway
-    could not route (used only to match a search, never returned or logged)."""
+def patient_part(body: bytes | None) -> dict[str, str]:
+    """The patient part of a stored event body as the hospital system sent it (text and number values as text),
+    or nothing for a body that has none; for the console's detail page and for matching a search."""
     if not body:
         return {}
     try:
@@ -311,4 +311,11 @@ def _body_patient(body: bytes | None) -> dict[str, str]:
     patient = parsed.get("patient") if isinstance(parsed, dict) else None
     if not isinstance(patient, dict):
         return {}
-    return {k: str(patient[k]) for k in ("kommunenummer", "fnr") if patient.get(k) is not None}
+    return {k: str(v) for k, v in patient.items() if isinstance(v, str | int)}
+
+
+def _body_patient(body: bytes | None) -> dict[str, str]:
+    """The patient's kommunenummer and fødselsnummer from a body the gateway could not route (used only to match
+    a search, never returned or logged)."""
+    found = patient_part(body)
+    return {k: found[k] for k in ("kommunenummer", "fnr") if k in found}
