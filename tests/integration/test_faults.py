@@ -125,16 +125,12 @@ def check_nothing_lost(rabbit: Rabbit, events: list[tuple[str | None, bytes]], s
     assert any(p.headers.get("x-reason-code") == "EVENT_NOT_JSON" for p, _ in parked)
 
 
-def test_kill_9_at_random_points(rabbit: Rabbit, gateway_env: dict[str, str], tmp_path: Path, spawn: Any) -> None:
-    rng = random.Random(20261124)
-    events = make_events(5000)
-    publish_all(rabbit, events)
-    env = {**gateway_env, "GATEWAY_PREFETCH": "200"}
-    g = spawn(env, "g.log")
-    g.start(rabbit)
+def kill_repeatedly(g: Any, rabbit: Rabbit, rng: random.Random, times: int, low: float, high: float) -> int:
+    """SIGKILL the gateway ``times`` times at random moments (``low``–``high`` s apart), starting it again each
+    time; returns how often it was still running to be killed."""
     kills = 0
-    for _ in range(5):
-        time.sleep(rng.uniform(0.3, 1.5))
+    for _ in range(times):
+        time.sleep(rng.uniform(low, high))
         assert g.proc is not None
         if g.proc.poll() is not None:
             break
@@ -142,6 +138,17 @@ def test_kill_9_at_random_points(rabbit: Rabbit, gateway_env: dict[str, str], tm
         g.proc.wait()
         kills += 1
         g.start(rabbit)
+    return kills
+
+
+def test_kill_9_at_random_points(rabbit: Rabbit, gateway_env: dict[str, str], tmp_path: Path, spawn: Any) -> None:
+    rng = random.Random(20261124)
+    events = make_events(5000)
+    publish_all(rabbit, events)
+    env = {**gateway_env, "GATEWAY_PREFETCH": "200"}
+    g = spawn(env, "g.log")
+    g.start(rabbit)
+    kills = kill_repeatedly(g, rabbit, rng, 5, 0.3, 1.5)
     assert kills >= 3, "the gateway should still have been working when it was killed"
     wait_until_settled(rabbit, lambda: sqlite_statuses(env), events, timeout=180)
     assert g.stop() == 0

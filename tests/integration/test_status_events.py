@@ -15,7 +15,14 @@ import jsonschema
 
 from gateway.settings import PACKAGED_SCHEMAS
 from tests.conftest import Rabbit
-from tests.integration.test_faults import make_events, publish_all, sqlite_rows, sqlite_statuses, wait_until_settled
+from tests.integration.test_faults import (
+    kill_repeatedly,
+    make_events,
+    publish_all,
+    sqlite_rows,
+    sqlite_statuses,
+    wait_until_settled,
+)
 
 SCHEMA = json.loads((PACKAGED_SCHEMAS / "kartlegging.status-1.schema.json").read_text(encoding="utf-8"))
 HOSPITAL_QUEUE = "hospital.status"
@@ -86,16 +93,7 @@ def test_each_change_is_told_once_across_kill_9(rabbit: Rabbit, gateway_env: dic
     env = {**gateway_env, "GATEWAY_PREFETCH": "100"}
     g = spawn(env, "g.log")
     g.start(rabbit)
-    kills = 0
-    for _ in range(3):
-        time.sleep(rng.uniform(0.3, 1.2))
-        assert g.proc is not None
-        if g.proc.poll() is not None:
-            break
-        g.proc.kill()
-        g.proc.wait()
-        kills += 1
-        g.start(rabbit)
+    kills = kill_repeatedly(g, rabbit, rng, 3, 0.3, 1.2)
     wait_until_settled(rabbit, lambda: sqlite_statuses(env), events, timeout=180)
     wait_until_told(env)
     assert g.stop() == 0
